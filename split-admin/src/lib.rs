@@ -1,0 +1,1 @@
+//! APISIX v3 compatible Admin API service and config stores.

@@ -1,0 +1,49 @@
+//! # split-core
+//!
+//! The pure decision core of the `split` gateway. Given validated configuration and a
+//! description of one request, it decides which route matches, which traffic-split arm and
+//! upstream node serve it, and how the request is rewritten.
+//!
+//! ## Contract
+//! - **No IO**: no sockets, no files, no tokio, no hyper.
+//! - **No clock**: time is a parameter (`now`) wherever it matters.
+//! - **No global RNG**: randomness is a seed or an explicit RNG argument.
+//! - **No locks**: the proxy owns shared mutable state (atomic tickets); the core is
+//!   immutable snapshots plus pure functions.
+//!
+//! `clippy.toml` in this crate enforces the contract with `disallowed-methods` and
+//! `disallowed-types`.
+//!
+//! A panic is a bug; user input never panics; every `unwrap`/`expect` has a comment saying
+//! why it cannot fail.
+//!
+//! ## Layout
+//! - [`error`]: [`ConfigError`], the field-path error every validation returns.
+//! - [`config`]: raw serde types → validated domain types (`TryFrom`) for routes,
+//!   upstreams, services, consumers and plugin configs; `config.yaml`; standalone files.
+//! - [`expr`]: the lua-resty-expr language used by `vars`.
+//! - [`request`]: the view of one request the core decides on, and variable lookup.
+//! - [`matcher`]: the route table (exact > longest prefix > priority).
+//! - [`select`]: weighted selection (roundrobin schedule, seeded random, weighted
+//!   rendezvous chash).
+//! - [`rewrite`]: uri / regex_uri / headers / JSON body rewrites, `pass_host`.
+//! - [`snapshot`]: a compiled, immutable configuration that answers "where does this
+//!   request go".
+//! - [`admin_auth`]: Admin API token extraction, constant-time check, roles, CIDR allow-list.
+
+#![warn(missing_docs)]
+
+pub mod admin_auth;
+pub mod config;
+pub mod error;
+pub mod expr;
+pub mod matcher;
+pub mod request;
+pub mod rewrite;
+pub mod select;
+pub mod snapshot;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+pub use error::ConfigError;

@@ -1,0 +1,1 @@
+//! split-sim library: simulation, load check and mock upstream.
