@@ -174,7 +174,11 @@ impl Snapshot {
 
 /// Validates one object of `kind` on its own (schema only, no references); the Admin
 /// API's first check on a write.
-pub fn validate_object(kind: ResourceKind, id: &str, value: &serde_json::Value) -> Result<(), ConfigError> {
+pub fn validate_object(
+    kind: ResourceKind,
+    id: &str,
+    value: &serde_json::Value,
+) -> Result<(), ConfigError> {
     let _ = (kind, id, value);
     todo!("snapshot::validate_object")
 }
