@@ -31,7 +31,7 @@ pub struct Plugins {
     pub prometheus: Option<PrometheusPlugin>,
     /// `key-auth` of a consumer (its key); only consumers accept it.
     pub key_auth: Option<KeyAuth>,
-    /// Raw JSON of every accepted plugin, in name order (for export and for plugins whose
+    /// Raw JSON of every accepted plugin except consumer `key-auth`, in name order (for export and for plugins whose
     /// runtime lives in the proxy).
     pub raw: BTreeMap<String, serde_json::Value>,
 }
@@ -188,7 +188,11 @@ impl Plugins {
         let mut plugins = Plugins::default();
         for (name, conf) in map {
             plugins.add(name, conf, scope).map_err(|e| e.within(name))?;
-            plugins.raw.insert(name.clone(), conf.clone());
+            // Consumer credentials stay out of `raw` so no Debug print or export of the
+            // plugins can leak them; the typed `key_auth` holds the key.
+            if name != "key-auth" {
+                plugins.raw.insert(name.clone(), conf.clone());
+            }
         }
         Ok(plugins)
     }
@@ -248,7 +252,7 @@ impl Plugins {
 
     /// True if no plugin is configured.
     pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
+        self.raw.is_empty() && self.key_auth.is_none()
     }
 }
 
