@@ -21,6 +21,8 @@ use crate::ConfigError;
 
 mod build;
 mod objects;
+#[cfg(test)]
+mod plan_tests;
 
 pub use objects::validate_object;
 
