@@ -23,8 +23,10 @@ mod build;
 mod objects;
 #[cfg(test)]
 mod plan_tests;
+mod references;
 
 pub use objects::validate_object;
+pub use references::{referrers, Referrer};
 
 /// Raw stored objects by kind and id, exactly as the Admin API stores them (JSON values
 /// including `id`, `create_time`, `update_time`).
