@@ -30,6 +30,8 @@
 //! - [`snapshot`]: a compiled, immutable configuration that answers "where does this
 //!   request go".
 //! - [`admin_auth`]: Admin API token extraction, constant-time check, roles, CIDR allow-list.
+//! - [`key_auth`]: consumers by API key (constant-time), the route-side `key-auth` decision.
+//! - [`limits`]: `limit-count` windows and the `api-breaker` state machine, time as `now`.
 
 #![warn(missing_docs)]
 
@@ -37,6 +39,8 @@ pub mod admin_auth;
 pub mod config;
 pub mod error;
 pub mod expr;
+pub mod key_auth;
+pub mod limits;
 pub mod matcher;
 pub mod request;
 pub mod rewrite;

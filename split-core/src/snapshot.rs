@@ -340,6 +340,8 @@ pub struct Snapshot {
     pub upstreams: BTreeMap<String, Arc<CompiledUpstream>>,
     /// The source set.
     pub source: Arc<ConfigSet>,
+    /// Consumers by `key-auth` key and by username.
+    pub consumers: Arc<crate::key_auth::KeyAuthIndex>,
     /// Route table over the enabled routes.
     table: RouteTable,
     /// Table index → index into `routes`.
@@ -362,6 +364,7 @@ impl Snapshot {
             routes: Vec::new(),
             upstreams: BTreeMap::new(),
             source: Arc::new(ConfigSet::default()),
+            consumers: Arc::default(),
             table: RouteTable::build(Vec::new()),
             table_routes: Vec::new(),
         }

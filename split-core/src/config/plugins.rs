@@ -13,12 +13,27 @@ use crate::config::traffic_split::TrafficSplit;
 use crate::rewrite::Rewrite;
 use crate::ConfigError;
 
+mod api_breaker;
+mod key_auth;
+mod limit_count;
+
+pub use api_breaker::{ApiBreaker, BreakHeader, BreakerFallback, BreakerKey};
+pub use key_auth::KeyAuthRoute;
+pub use limit_count::{LimitCount, LimitKeyType, LimitStateKey, WindowType};
+
 /// Names of every plugin split accepts, with APISIX priority (higher runs first).
 pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
+    ("key-auth", 2500),
     ("proxy-rewrite", 1008),
-    ("prometheus", 500),
+    ("api-breaker", 1005),
+    ("limit-count", 1002),
     ("traffic-split", 966),
+    ("prometheus", 500),
 ];
+
+/// Plugins that only act on routes (through the route's merged plugins): refused on
+/// consumers, where split would otherwise ignore them.
+const ROUTE_ONLY: &[&str] = &["api-breaker", "limit-count"];
 
 /// Validated plugins of one object.
 #[derive(Debug, Clone, Default)]
@@ -31,7 +46,13 @@ pub struct Plugins {
     pub prometheus: Option<PrometheusPlugin>,
     /// `key-auth` of a consumer (its key); only consumers accept it.
     pub key_auth: Option<KeyAuth>,
-    /// Raw JSON of every accepted plugin except consumer `key-auth`, in name order (for export and for plugins whose
+    /// `key-auth` of a route: where the key is read, how a miss is answered.
+    pub key_auth_route: Option<KeyAuthRoute>,
+    /// `limit-count`.
+    pub limit_count: Option<LimitCount>,
+    /// `api-breaker`.
+    pub api_breaker: Option<ApiBreaker>,
+    /// Raw JSON of every accepted plugin except a consumer's `key-auth`, in name order (for export and for plugins whose
     /// runtime lives in the proxy).
     pub raw: BTreeMap<String, serde_json::Value>,
 }
@@ -53,7 +74,6 @@ impl std::fmt::Debug for KeyAuth {
 /// Known APISIX plugins split does not implement yet: `plugins.<name>: plugin not
 /// supported yet` (anything else is `unknown plugin`).
 pub const NOT_YET_SUPPORTED: &[&str] = &[
-    "key-auth",
     "basic-auth",
     "jwt-auth",
     "hmac-auth",
@@ -67,10 +87,8 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "opa",
     "multi-auth",
     "consumer-restriction",
-    "limit-count",
     "limit-req",
     "limit-conn",
-    "api-breaker",
     "ai-proxy",
     "ai-proxy-multi",
     "ai-rate-limiting",
@@ -190,7 +208,7 @@ impl Plugins {
             plugins.add(name, conf, scope).map_err(|e| e.within(name))?;
             // Consumer credentials stay out of `raw` so no Debug print or export of the
             // plugins can leak them; the typed `key_auth` holds the key.
-            if name != "key-auth" {
+            if !(name == "key-auth" && scope == PluginScope::Consumer) {
                 plugins.raw.insert(name.clone(), conf.clone());
             }
         }
@@ -198,10 +216,15 @@ impl Plugins {
     }
 
     fn add(&mut self, name: &str, conf: &Value, scope: PluginScope) -> Result<(), ConfigError> {
-        let handled = KNOWN_PLUGINS.iter().any(|(n, _)| *n == name)
-            || (name == "key-auth" && scope == PluginScope::Consumer);
+        let handled = KNOWN_PLUGINS.iter().any(|(n, _)| *n == name);
         if handled && !conf.is_object() {
             return Err(ConfigError::new("", "plugin config must be an object"));
+        }
+        if scope == PluginScope::Consumer && ROUTE_ONLY.contains(&name) {
+            return Err(ConfigError::new(
+                "",
+                "is not supported on consumers yet; configure it on the route",
+            ));
         }
         match (name, scope) {
             ("traffic-split", _) => self.traffic_split = Some(TrafficSplit::from_json(conf)?),
@@ -221,6 +244,11 @@ impl Plugins {
                 }
                 self.key_auth = Some(KeyAuth { key: raw.key });
             }
+            ("key-auth", PluginScope::Route) => {
+                self.key_auth_route = Some(KeyAuthRoute::from_json(conf)?);
+            }
+            ("limit-count", _) => self.limit_count = Some(LimitCount::from_json(conf)?),
+            ("api-breaker", _) => self.api_breaker = Some(ApiBreaker::from_json(conf)?),
             (name, _) if NOT_YET_SUPPORTED.contains(&name) => {
                 return Err(ConfigError::new("", "plugin not supported yet"));
             }
@@ -246,6 +274,18 @@ impl Plugins {
                 .or_else(|| self.proxy_rewrite.clone()),
             prometheus: higher.prometheus.or(self.prometheus),
             key_auth: higher.key_auth.clone().or_else(|| self.key_auth.clone()),
+            key_auth_route: higher
+                .key_auth_route
+                .clone()
+                .or_else(|| self.key_auth_route.clone()),
+            limit_count: higher
+                .limit_count
+                .clone()
+                .or_else(|| self.limit_count.clone()),
+            api_breaker: higher
+                .api_breaker
+                .clone()
+                .or_else(|| self.api_breaker.clone()),
             raw,
         }
     }
@@ -264,10 +304,10 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_plugins() {
-        let err = Plugins::from_json(&json!({"limit-count": {"count": 1}})).unwrap_err();
-        assert_eq!(err.to_string(), "limit-count: plugin not supported yet");
-        let err = Plugins::from_json(&json!({"key-auth": {}})).unwrap_err();
-        assert_eq!(err.to_string(), "key-auth: plugin not supported yet");
+        let err = Plugins::from_json(&json!({"limit-req": {"rate": 1}})).unwrap_err();
+        assert_eq!(err.to_string(), "limit-req: plugin not supported yet");
+        let err = Plugins::from_json(&json!({"key-auth": {"nope": 1}})).unwrap_err();
+        assert_eq!(err.path, "key-auth.nope");
         let err = Plugins::from_json(&json!({"no-such-plugin": {}})).unwrap_err();
         assert_eq!(err.to_string(), "no-such-plugin: unknown plugin");
         let err = Plugins::from_json(&json!([])).unwrap_err();

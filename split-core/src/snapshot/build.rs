@@ -76,6 +76,7 @@ pub(super) fn compile(set: ConfigSet) -> Result<Snapshot, CompileError> {
     }
 
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut consumers = Vec::new();
     for (id, value) in objects(ResourceKind::Consumers) {
         let fail = fail(ResourceKind::Consumers, id);
         let consumer = Consumer::from_json(value).map_err(&fail)?;
@@ -93,7 +94,9 @@ pub(super) fn compile(set: ConfigSet) -> Result<Snapshot, CompileError> {
                 )));
             }
         }
+        consumers.push(Arc::new(consumer));
     }
+    let consumers = crate::key_auth::KeyAuthIndex::build(consumers);
 
     for (id, value) in objects(ResourceKind::GlobalRules) {
         parse_global_rule(value).map_err(fail(ResourceKind::GlobalRules, id))?;
@@ -109,6 +112,19 @@ pub(super) fn compile(set: ConfigSet) -> Result<Snapshot, CompileError> {
         let fail = fail(ResourceKind::Routes, id);
         let route = Route::from_json(id, value).map_err(&fail)?;
         let route = compile_route(route, &upstreams, &services, &plugin_configs).map_err(&fail)?;
+        if let Some(name) = route
+            .plugins
+            .key_auth_route
+            .as_ref()
+            .and_then(|k| k.anonymous_consumer.as_ref())
+        {
+            if consumers.by_name(name).is_none() {
+                return Err(fail(ConfigError::new(
+                    "plugins.key-auth.anonymous_consumer",
+                    format!("consumer `{name}` does not exist"),
+                )));
+            }
+        }
         routes.push(route);
     }
 
@@ -141,6 +157,7 @@ pub(super) fn compile(set: ConfigSet) -> Result<Snapshot, CompileError> {
         routes,
         upstreams,
         source: Arc::new(set),
+        consumers: Arc::new(consumers),
         table: RouteTable::build(specs),
         table_routes,
     })

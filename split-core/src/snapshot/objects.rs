@@ -4,7 +4,7 @@
 //! - `plugin_configs`: `{id?, name?, desc?, labels?, plugins (required), create_time?,
 //!   update_time?}`; plugins fully validated (they are merged into routes).
 //! - `global_rules`: `{id?, plugins (required), create_time?, update_time?}`; plugins
-//!   validated. `traffic-split` and `proxy-rewrite` are rejected there (they only act
+//!   validated. `traffic-split`, `proxy-rewrite`, `key-auth`, `limit-count` and `api-breaker` are rejected there (they only act
 //!   per route in split); `prometheus` is accepted.
 //! - `ssls` (stored, not served yet): a JSON object; `cert` and `key` are required PEM
 //!   strings unless `type` is `client`; `sni` a string, `snis` a list of strings. Other
@@ -87,7 +87,13 @@ pub(crate) fn parse_global_rule(value: &Value) -> Result<Plugins, ConfigError> {
         fields::parse_id(id, "id")?;
     }
     let plugins = Plugins::from_json(&raw.plugins).map_err(|e| e.within("plugins"))?;
-    for name in ["traffic-split", "proxy-rewrite"] {
+    for name in [
+        "traffic-split",
+        "proxy-rewrite",
+        "key-auth",
+        "limit-count",
+        "api-breaker",
+    ] {
         if plugins.raw.contains_key(name) {
             return Err(ConfigError::new(
                 format!("plugins.{name}"),
