@@ -66,9 +66,10 @@ impl Select for Rendezvous {
     }
 }
 
-/// Maps 64 random bits to a double strictly inside (0, 1): the top 53 bits plus one half.
+/// Maps 64 random bits to a double strictly inside (0, 1): the top 52 bits plus one half,
+/// over 2^52. (With 53 bits the largest value would round up to exactly 1.0.)
 fn unit_open(bits: u64) -> f64 {
-    ((bits >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+    ((bits >> 12) as f64 + 0.5) * (1.0 / (1u64 << 52) as f64)
 }
 
 #[cfg(test)]
