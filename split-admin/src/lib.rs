@@ -19,6 +19,8 @@
 //!   objects in the store but out of the live snapshot (their requests find no route)
 //!   until fixed; APISIX keeps serving them and fails each request with 5xx.
 //! - An invalid regex in the `name`/`uri` list filters is 400, not an empty list.
+//! - `?ttl=` on writes is refused with 400 (keys never expire).
+//! - `PUT plugins/reload` answers "done" without doing anything: plugins are compiled in.
 
 #![warn(missing_docs)]
 
@@ -256,6 +258,10 @@ impl Admin {
                     .collect();
                 Reply::json(StatusCode::OK, Value::Object(all))
             }
+            // Plugins are compiled in; there is nothing to reload (APISIX answers "done").
+            Target::Plugin("reload") if method == Method::PUT => {
+                Reply::json(StatusCode::OK, json!("done"))
+            }
             Target::Plugin(name) | Target::SchemaPlugin(name) if method == Method::GET => {
                 match schema::plugin_schema(name) {
                     Some(s) => Reply::json(StatusCode::OK, s),
@@ -322,6 +328,12 @@ impl Admin {
         let Some(embedded) = self.inner.embedded.clone() else {
             return read_only_reply("no store");
         };
+        if query.get("ttl").is_some() {
+            // Keys that silently vanish would surprise a gateway's operator; refuse clearly.
+            return Reply::bad_request(
+                "invalid argument ttl: split does not support expiring keys",
+            );
+        }
         let conf = if *method == Method::DELETE {
             None
         } else {
@@ -343,7 +355,16 @@ impl Admin {
         // redb commits fsync; keep that off the async worker threads.
         let joined = tokio::task::spawn_blocking(move || embedded.write(planner)).await;
         match joined {
-            Ok(Ok((_view, outcome))) => outcome,
+            Ok(Ok((view, outcome))) => {
+                tracing::info!(
+                    %method,
+                    key = %res.api_key(id.unwrap_or("")),
+                    revision = view.catalog.revision,
+                    status = outcome.status.as_u16(),
+                    "admin write committed"
+                );
+                outcome
+            }
             Ok(Err(reply)) => reply,
             Err(e) => {
                 tracing::error!(error = %e, "admin write task failed");

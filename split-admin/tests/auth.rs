@@ -17,13 +17,29 @@ fn ip(s: &str) -> IpAddr {
 #[tokio::test]
 async fn missing_and_wrong_keys_are_401() {
     let h = Harness::new();
-    let r = call(&h.admin, Method::GET, "/apisix/admin/routes", "", None, local()).await;
+    let r = call(
+        &h.admin,
+        Method::GET,
+        "/apisix/admin/routes",
+        "",
+        None,
+        local(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.json,
         json!({"error_msg": "failed to check token", "description": "missing apikey"})
     );
-    let r = call(&h.admin, Method::GET, "/apisix/admin/routes", "", Some("nope"), local()).await;
+    let r = call(
+        &h.admin,
+        Method::GET,
+        "/apisix/admin/routes",
+        "",
+        Some("nope"),
+        local(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json["description"], "wrong apikey");
 }
@@ -31,7 +47,15 @@ async fn missing_and_wrong_keys_are_401() {
 #[tokio::test]
 async fn viewer_reads_but_cannot_write() {
     let h = Harness::new();
-    let r = call(&h.admin, Method::GET, "/apisix/admin/routes", "", Some(VIEWER_KEY), local()).await;
+    let r = call(
+        &h.admin,
+        Method::GET,
+        "/apisix/admin/routes",
+        "",
+        Some(VIEWER_KEY),
+        local(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = call(
         &h.admin,
@@ -54,15 +78,39 @@ async fn viewer_reads_but_cannot_write() {
 async fn allow_admin_miss_is_403_before_the_token() {
     let h = Harness::new();
     for remote in ["10.1.2.3", "::ffff:10.1.2.3", "2001:db8::1"] {
-        let r = call(&h.admin, Method::GET, "/apisix/admin/routes", "", Some(ADMIN_KEY), ip(remote)).await;
+        let r = call(
+            &h.admin,
+            Method::GET,
+            "/apisix/admin/routes",
+            "",
+            Some(ADMIN_KEY),
+            ip(remote),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{remote}");
         assert_eq!(r.json, json!({"error_msg": "403 Forbidden"}));
         // Even without a key the answer is 403, not 401.
-        let r = call(&h.admin, Method::GET, "/apisix/admin/routes", "", None, ip(remote)).await;
+        let r = call(
+            &h.admin,
+            Method::GET,
+            "/apisix/admin/routes",
+            "",
+            None,
+            ip(remote),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{remote}");
     }
     // An IPv4-mapped IPv6 address inside the allow list is allowed.
-    let r = call(&h.admin, Method::GET, "/apisix/admin/routes", "", Some(ADMIN_KEY), ip("::ffff:127.0.0.1")).await;
+    let r = call(
+        &h.admin,
+        Method::GET,
+        "/apisix/admin/routes",
+        "",
+        Some(ADMIN_KEY),
+        ip("::ffff:127.0.0.1"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -92,7 +140,15 @@ async fn head_probe_needs_no_key_but_respects_allow_admin() {
     let r = call(&h.admin, Method::HEAD, "/apisix/admin", "", None, local()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.raw.is_empty());
-    let r = call(&h.admin, Method::HEAD, "/apisix/admin", "", None, ip("10.0.0.1")).await;
+    let r = call(
+        &h.admin,
+        Method::HEAD,
+        "/apisix/admin",
+        "",
+        None,
+        ip("10.0.0.1"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
@@ -103,9 +159,25 @@ async fn set_auth_takes_effect_immediately() {
     open.required = false;
     open.allow = Vec::new();
     h.admin.set_auth(open);
-    let r = call(&h.admin, Method::GET, "/apisix/admin/routes", "", None, ip("10.0.0.1")).await;
+    let r = call(
+        &h.admin,
+        Method::GET,
+        "/apisix/admin/routes",
+        "",
+        None,
+        ip("10.0.0.1"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     h.admin.set_auth(auth());
-    let r = call(&h.admin, Method::GET, "/apisix/admin/routes", "", None, local()).await;
+    let r = call(
+        &h.admin,
+        Method::GET,
+        "/apisix/admin/routes",
+        "",
+        None,
+        local(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

@@ -29,9 +29,11 @@ fn reopen(dir: &std::path::Path) -> (Admin, split_admin::Live) {
 async fn state_and_revisions_survive_reopen() {
     let h = Harness::new();
     h.put("/apisix/admin/upstreams/u1", UPSTREAM).await;
-    h.put("/apisix/admin/routes/aimlapi-split", GUIDE_SPLIT).await;
+    h.put("/apisix/admin/routes/aimlapi-split", GUIDE_SPLIT)
+        .await;
     h.put("/apisix/admin/routes/test-v1", GUIDE_V1).await;
-    h.call(Method::DELETE, "/apisix/admin/routes/test-v1", "").await;
+    h.call(Method::DELETE, "/apisix/admin/routes/test-v1", "")
+        .await;
     let exported = h.admin.export();
     let rev = h.admin.revision();
     let split = h.get("/apisix/admin/routes/aimlapi-split").await.json;
@@ -44,10 +46,26 @@ async fn state_and_revisions_survive_reopen() {
     assert_eq!(admin.revision(), rev);
     assert_eq!(rev, 4);
     assert_eq!(live.load().routes.len(), 1, "published before open returns");
-    let again = call(&admin, Method::GET, "/apisix/admin/routes/aimlapi-split", "", Some(ADMIN_KEY), local()).await;
+    let again = call(
+        &admin,
+        Method::GET,
+        "/apisix/admin/routes/aimlapi-split",
+        "",
+        Some(ADMIN_KEY),
+        local(),
+    )
+    .await;
     assert_eq!(again.json, split, "same value and indexes");
     // The next write continues the revision sequence.
-    let r = call(&admin, Method::POST, "/apisix/admin/upstreams", UPSTREAM, Some(ADMIN_KEY), local()).await;
+    let r = call(
+        &admin,
+        Method::POST,
+        "/apisix/admin/upstreams",
+        UPSTREAM,
+        Some(ADMIN_KEY),
+        local(),
+    )
+    .await;
     assert_eq!(r.json["value"]["id"], "00000000000000000005");
 }
 
@@ -82,7 +100,12 @@ async fn concurrent_puts_to_one_id_leave_one_consistent_winner() {
     assert_eq!(stored["modifiedIndex"], 8);
     // The live snapshot shows the same winner as the store.
     let live = h.live.load();
-    let source = live.source.objects.get(&ResourceKind::Routes).and_then(|m| m.get("c")).expect("live");
+    let source = live
+        .source
+        .objects
+        .get(&ResourceKind::Routes)
+        .and_then(|m| m.get("c"))
+        .expect("live");
     assert_eq!(source["desc"], desc);
     // And so does a reopened store.
     let exported = h.admin.export();
@@ -98,26 +121,32 @@ async fn import_replaces_everything_or_nothing() {
     let h = Harness::new();
     h.put("/apisix/admin/routes/old", GUIDE_V1).await;
     let mut set = split_core::snapshot::ConfigSet::default();
-    set.objects.entry(ResourceKind::Upstreams).or_default().insert(
-        "u1".into(),
-        json!({"id": "u1", "nodes": {"127.0.0.1:1": 1}, "type": "roundrobin"}),
-    );
     set.objects
-        .entry(ResourceKind::Routes)
+        .entry(ResourceKind::Upstreams)
         .or_default()
-        .insert("new".into(), json!({"id": "new", "uri": "/new", "upstream_id": "u1"}));
+        .insert(
+            "u1".into(),
+            json!({"id": "u1", "nodes": {"127.0.0.1:1": 1}, "type": "roundrobin"}),
+        );
+    set.objects.entry(ResourceKind::Routes).or_default().insert(
+        "new".into(),
+        json!({"id": "new", "uri": "/new", "upstream_id": "u1"}),
+    );
     h.admin.import(set.clone()).expect("valid set imports");
     assert_eq!(h.admin.export(), set);
     assert_eq!(h.admin.revision(), 2);
     assert_eq!(h.live.load().routes.len(), 1);
-    assert_eq!(h.get("/apisix/admin/routes/old").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get("/apisix/admin/routes/old").await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // A set with a dangling reference is refused whole.
     let mut bad = set.clone();
-    bad.objects
-        .entry(ResourceKind::Routes)
-        .or_default()
-        .insert("bad".into(), json!({"id": "bad", "uri": "/bad", "upstream_id": "nope"}));
+    bad.objects.entry(ResourceKind::Routes).or_default().insert(
+        "bad".into(),
+        json!({"id": "bad", "uri": "/bad", "upstream_id": "nope"}),
+    );
     bad.objects.remove(&ResourceKind::Upstreams);
     let err = h.admin.import(bad).expect_err("dangling reference");
     assert!(matches!(err, AdminError::Invalid(_)), "{err}");
@@ -128,10 +157,10 @@ async fn import_replaces_everything_or_nothing() {
 #[tokio::test]
 async fn read_only_mode_serves_the_live_source_and_refuses_writes() {
     let mut set = split_core::snapshot::ConfigSet::default();
-    set.objects
-        .entry(ResourceKind::Routes)
-        .or_default()
-        .insert("r1".into(), json!({"id": "r1", "uri": "/r1", "upstream": {"nodes": {"127.0.0.1:1": 1}}}));
+    set.objects.entry(ResourceKind::Routes).or_default().insert(
+        "r1".into(),
+        json!({"id": "r1", "uri": "/r1", "upstream": {"nodes": {"127.0.0.1:1": 1}}}),
+    );
     let snapshot = Snapshot::compile(set.clone()).expect("valid set");
     let live = Arc::new(arc_swap::ArcSwap::from_pointee(snapshot));
     let msg = "standalone mode: edit apisix.yaml instead";
@@ -142,14 +171,38 @@ async fn read_only_mode_serves_the_live_source_and_refuses_writes() {
             read_only: Some(msg.into()),
         },
     );
-    let r = call(&admin, Method::GET, "/apisix/admin/routes/r1", "", Some(ADMIN_KEY), local()).await;
+    let r = call(
+        &admin,
+        Method::GET,
+        "/apisix/admin/routes/r1",
+        "",
+        Some(ADMIN_KEY),
+        local(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json["value"]["uri"], "/r1");
     assert_eq!(r.json["createdIndex"], 0);
-    let r = call(&admin, Method::GET, "/apisix/admin/routes", "", Some(ADMIN_KEY), local()).await;
+    let r = call(
+        &admin,
+        Method::GET,
+        "/apisix/admin/routes",
+        "",
+        Some(ADMIN_KEY),
+        local(),
+    )
+    .await;
     assert_eq!(r.json["total"], 1);
     for m in [Method::PUT, Method::POST, Method::PATCH, Method::DELETE] {
-        let r = call(&admin, m.clone(), "/apisix/admin/routes/r1", GUIDE_V1, Some(ADMIN_KEY), local()).await;
+        let r = call(
+            &admin,
+            m.clone(),
+            "/apisix/admin/routes/r1",
+            GUIDE_V1,
+            Some(ADMIN_KEY),
+            local(),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m}");
         assert_eq!(r.json, json!({"error_msg": msg}));
     }

@@ -21,7 +21,10 @@ async fn guide_puts_create_then_replace() {
         assert_eq!(r.json["value"]["id"], id);
         assert!(r.json["value"]["create_time"].is_u64());
         assert!(r.json["value"]["update_time"].is_u64());
-        assert!(r.json.get("createdIndex").is_none(), "write responses carry no index");
+        assert!(
+            r.json.get("createdIndex").is_none(),
+            "write responses carry no index"
+        );
         let again = h.put(path, body).await;
         assert_eq!(again.status, StatusCode::OK, "{path}: {}", again.json);
         assert_eq!(
@@ -43,7 +46,15 @@ async fn every_response_has_json_and_version_headers() {
         h.get("/apisix/admin/routes/nope").await,
         h.get("/apisix/admin/nope").await,
         h.put("/apisix/admin/routes/1", "{").await,
-        call(&h.admin, Method::GET, "/apisix/admin/routes", "", None, local()).await,
+        call(
+            &h.admin,
+            Method::GET,
+            "/apisix/admin/routes",
+            "",
+            None,
+            local(),
+        )
+        .await,
     ] {
         assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(r.headers["x-api-version"], "v3");
@@ -69,7 +80,13 @@ async fn get_one_and_list_shapes() {
 
     h.put("/apisix/admin/upstreams/1", UPSTREAM).await;
     let one = h.get("/apisix/admin/upstreams/1").await;
-    assert_eq!((one.json["createdIndex"].as_u64(), one.json["modifiedIndex"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (
+            one.json["createdIndex"].as_u64(),
+            one.json["modifiedIndex"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
 
     let list = h.get("/apisix/admin/upstreams").await;
     assert_eq!(list.json["total"], 1);
@@ -85,7 +102,10 @@ async fn unknown_resource_is_404() {
     let h = Harness::new();
     let r = h.get("/apisix/admin/stream_routes/1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.json, json!({"error_msg": "Unsupported resource type: stream_routes"}));
+    assert_eq!(
+        r.json,
+        json!({"error_msg": "Unsupported resource type: stream_routes"})
+    );
 }
 
 #[tokio::test]
@@ -93,7 +113,10 @@ async fn ids_from_path_body_and_post() {
     let h = Harness::new();
     // Body id keeps its JSON type.
     let r = h
-        .put("/apisix/admin/upstreams", r#"{"id":1,"nodes":{"127.0.0.1:1":1},"type":"roundrobin"}"#)
+        .put(
+            "/apisix/admin/upstreams",
+            r#"{"id":1,"nodes":{"127.0.0.1:1":1},"type":"roundrobin"}"#,
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     assert_eq!(r.json["value"]["id"], json!(1));
@@ -103,7 +126,10 @@ async fn ids_from_path_body_and_post() {
     assert_eq!(r.json["value"]["id"], json!("2"));
     // Mismatch.
     let r = h
-        .put("/apisix/admin/upstreams/3", r#"{"id":"4","nodes":{"127.0.0.1:1":1}}"#)
+        .put(
+            "/apisix/admin/upstreams/3",
+            r#"{"id":"4","nodes":{"127.0.0.1:1":1}}"#,
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json, json!({"error_msg": "wrong upstream id"}));
@@ -111,48 +137,88 @@ async fn ids_from_path_body_and_post() {
     let r = h.put("/apisix/admin/upstreams", UPSTREAM).await;
     assert_eq!(r.json, json!({"error_msg": "missing upstream id"}));
     // POST generates the revision-based id.
-    let r = h.call(Method::POST, "/apisix/admin/upstreams", UPSTREAM).await;
+    let r = h
+        .call(Method::POST, "/apisix/admin/upstreams", UPSTREAM)
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     assert_eq!(r.json["value"]["id"], "00000000000000000003");
     assert_eq!(r.json["key"], "/apisix/upstreams/00000000000000000003");
     let r = h.get("/apisix/admin/upstreams/00000000000000000003").await;
     assert_eq!(r.status, StatusCode::OK);
     // POST with an id is refused.
-    let r = h.call(Method::POST, "/apisix/admin/routes/9", GUIDE_V1).await;
+    let r = h
+        .call(Method::POST, "/apisix/admin/routes/9", GUIDE_V1)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.json, json!({"error_msg": "wrong route id, do not need it"}));
-    let r = h.call(Method::POST, "/apisix/admin/routes", GUIDE_SPLIT).await;
-    assert_eq!(r.json, json!({"error_msg": "wrong route id, do not need it"}));
+    assert_eq!(
+        r.json,
+        json!({"error_msg": "wrong route id, do not need it"})
+    );
+    let r = h
+        .call(Method::POST, "/apisix/admin/routes", GUIDE_SPLIT)
+        .await;
+    assert_eq!(
+        r.json,
+        json!({"error_msg": "wrong route id, do not need it"})
+    );
 }
 
 #[tokio::test]
 async fn timestamps_in_the_body_are_forbidden() {
     let h = Harness::new();
     let r = h
-        .put("/apisix/admin/upstreams/1", r#"{"nodes":{"127.0.0.1:1":1},"create_time":1}"#)
+        .put(
+            "/apisix/admin/upstreams/1",
+            r#"{"nodes":{"127.0.0.1:1":1},"create_time":1}"#,
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.json, json!({"error_msg": "the property is forbidden: create_time"}));
+    assert_eq!(
+        r.json,
+        json!({"error_msg": "the property is forbidden: create_time"})
+    );
     let r = h
-        .call(Method::POST, "/apisix/admin/upstreams", r#"{"nodes":{"127.0.0.1:1":1},"update_time":1}"#)
+        .call(
+            Method::POST,
+            "/apisix/admin/upstreams",
+            r#"{"nodes":{"127.0.0.1:1":1},"update_time":1}"#,
+        )
         .await;
-    assert_eq!(r.json, json!({"error_msg": "the property is forbidden: update_time"}));
+    assert_eq!(
+        r.json,
+        json!({"error_msg": "the property is forbidden: update_time"})
+    );
     assert_eq!(h.admin.revision(), 0);
 }
 
 #[tokio::test]
 async fn consumers_are_keyed_by_username() {
     let h = Harness::new();
-    let r = h.put("/apisix/admin/consumers", r#"{"username":"jack"}"#).await;
+    let r = h
+        .put("/apisix/admin/consumers", r#"{"username":"jack"}"#)
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     assert_eq!(r.json["key"], "/apisix/consumers/jack");
     assert!(r.json["value"].get("id").is_none());
-    let r = h.put("/apisix/admin/consumers/jack", r#"{"username":"jack","desc":"d"}"#).await;
+    let r = h
+        .put(
+            "/apisix/admin/consumers/jack",
+            r#"{"username":"jack","desc":"d"}"#,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    let r = h.put("/apisix/admin/consumers/jill", r#"{"username":"jack"}"#).await;
+    let r = h
+        .put("/apisix/admin/consumers/jill", r#"{"username":"jack"}"#)
+        .await;
     assert_eq!(r.json, json!({"error_msg": "wrong username"}));
     for m in [Method::POST, Method::PATCH] {
-        let r = h.call(m.clone(), "/apisix/admin/consumers/jack", r#"{"username":"jack"}"#).await;
+        let r = h
+            .call(
+                m.clone(),
+                "/apisix/admin/consumers/jack",
+                r#"{"username":"jack"}"#,
+            )
+            .await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(
             r.json,
@@ -167,15 +233,24 @@ async fn consumers_are_keyed_by_username() {
 async fn other_kinds_are_stored() {
     let h = Harness::new();
     let r = h
-        .put("/apisix/admin/plugin_configs/pc", r#"{"plugins":{"prometheus":{}}}"#)
+        .put(
+            "/apisix/admin/plugin_configs/pc",
+            r#"{"plugins":{"prometheus":{}}}"#,
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let r = h
-        .put("/apisix/admin/global_rules/g", r#"{"plugins":{"prometheus":{}}}"#)
+        .put(
+            "/apisix/admin/global_rules/g",
+            r#"{"plugins":{"prometheus":{}}}"#,
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let r = h
-        .put("/apisix/admin/services/s", r#"{"upstream":{"nodes":{"127.0.0.1:1":1}}}"#)
+        .put(
+            "/apisix/admin/services/s",
+            r#"{"upstream":{"nodes":{"127.0.0.1:1":1}}}"#,
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let r = h
@@ -192,7 +267,10 @@ async fn other_kinds_are_stored() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let r = h.get("/apisix/admin/ssls/1").await;
-    assert!(r.json["value"].get("key").is_none(), "private keys are never returned");
+    assert!(
+        r.json["value"].get("key").is_none(),
+        "private keys are never returned"
+    );
     assert_eq!(r.json["value"]["snis"], json!(["a.test"]));
 }
 
@@ -208,7 +286,9 @@ async fn list_filters_and_pagination() {
         });
         // Ids sort differently from creation order: "r00", "r11", ... created last first.
         let id = format!("r{:02}", 11 - i);
-        let r = h.put(&format!("/apisix/admin/routes/{id}"), &body.to_string()).await;
+        let r = h
+            .put(&format!("/apisix/admin/routes/{id}"), &body.to_string())
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     }
     let all = h.get("/apisix/admin/routes").await;
@@ -231,9 +311,14 @@ async fn list_filters_and_pagination() {
         .collect();
     assert_eq!(names, ["route-10", "route-11"]);
     for bad in ["9", "501"] {
-        let r = h.get(&format!("/apisix/admin/routes?page=1&page_size={bad}")).await;
+        let r = h
+            .get(&format!("/apisix/admin/routes?page=1&page_size={bad}"))
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        assert_eq!(r.json, json!({"error_msg": "page_size must be between 10 and 500"}));
+        assert_eq!(
+            r.json,
+            json!({"error_msg": "page_size must be between 10 and 500"})
+        );
     }
 }
 
@@ -242,7 +327,13 @@ async fn self_description_endpoints() {
     let h = Harness::new();
     let r = h.get("/apisix/admin/plugins/list").await;
     assert_eq!(r.status, StatusCode::OK);
-    let names: Vec<&str> = r.json.as_array().expect("array").iter().filter_map(|v| v.as_str()).collect();
+    let names: Vec<&str> = r
+        .json
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
     assert!(names.contains(&"traffic-split"));
     let r = h.get("/apisix/admin/plugins/traffic-split").await;
     assert_eq!(r.json["type"], "object");
@@ -254,12 +345,35 @@ async fn self_description_endpoints() {
     let r = h.get("/apisix/admin/openapi.json").await;
     assert_eq!(r.json["openapi"], "3.1.0");
     let r = h
-        .call(Method::POST, "/apisix/admin/schema/validate/routes", GUIDE_V1)
+        .call(
+            Method::POST,
+            "/apisix/admin/schema/validate/routes",
+            GUIDE_V1,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     let r = h
-        .call(Method::POST, "/apisix/admin/schema/validate/routes", r#"{"uri":"/x","bogus":1}"#)
+        .call(
+            Method::POST,
+            "/apisix/admin/schema/validate/routes",
+            r#"{"uri":"/x","bogus":1}"#,
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(h.admin.revision(), 0, "validation stores nothing");
+    let r = h
+        .call(Method::PUT, "/apisix/admin/plugins/reload", "")
+        .await;
+    assert_eq!((r.status, r.json.clone()), (StatusCode::OK, json!("done")));
+}
+
+#[tokio::test]
+async fn ttl_is_refused() {
+    let h = Harness::new();
+    let r = h.put("/apisix/admin/upstreams/1?ttl=5", UPSTREAM).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json["error_msg"]
+        .as_str()
+        .is_some_and(|m| m.contains("ttl")));
+    assert_eq!(h.admin.revision(), 0);
 }

@@ -88,6 +88,8 @@ fn random_write_sequences_keep_the_store_compilable() {
         .enable_all()
         .build()
         .expect("runtime");
+    let accepted_total = std::cell::Cell::new(0u64);
+    let rejected_total = std::cell::Cell::new(0u64);
     runner
         .run(&proptest::collection::vec(op(), 1..24), |ops| {
             rt.block_on(async {
@@ -107,6 +109,11 @@ fn random_write_sequences_keep_the_store_compilable() {
                         r.json
                     );
                     accepted += u64::from(ok);
+                    if ok {
+                        accepted_total.set(accepted_total.get() + 1);
+                    } else {
+                        rejected_total.set(rejected_total.get() + 1);
+                    }
                     let stored = h.admin.export();
                     prop_assert!(
                         Snapshot::compile(stored.clone()).is_ok(),
@@ -119,4 +126,15 @@ fn random_write_sequences_keep_the_store_compilable() {
             })
         })
         .expect("property holds");
+    // The generator must exercise both outcomes, or the property says nothing.
+    assert!(
+        accepted_total.get() > 20,
+        "accepted {}",
+        accepted_total.get()
+    );
+    assert!(
+        rejected_total.get() > 20,
+        "rejected {}",
+        rejected_total.get()
+    );
 }
