@@ -21,6 +21,8 @@ use crate::ConfigError;
 
 mod build;
 mod objects;
+#[cfg(test)]
+mod plan_tests;
 
 pub use objects::validate_object;
 
@@ -233,6 +235,11 @@ impl CompiledRoute {
         // A rule without `match` (or with `match: []`) always matches. APISIX's quirk of
         // carrying the "passed" flag over, which makes `match: []` match only as the first
         // rule, is deliberately not replicated: an empty match list is a catch-all here.
+        // traffic-split `vars` may test `route_id`, which is this route.
+        let req = &Request {
+            route_id: Some(self.route.id.as_str()),
+            ..req.clone()
+        };
         for (index, rule) in self.rules.iter().enumerate() {
             if !rule.matches(req)? {
                 continue;

@@ -960,3 +960,33 @@ fn valid_objects_of_every_kind() {
         }
     }
 }
+
+#[test]
+fn vars_errors() {
+    check(vec![
+        (
+            R,
+            route(json!({"vars": [["arg_x", "123", "y"]]})),
+            "vars",
+            "failed to validate the 'vars' expression",
+        ),
+        (
+            R,
+            route(json!({"vars": "x"})),
+            "vars",
+            "failed to validate the 'vars' expression",
+        ),
+        (
+            R,
+            split(
+                json!({"rules": [{"match": [{"vars": [["arg_x", "==", "1"]]}, {"vars": [["arg_x", "bogus", "1"]]}]}]}),
+            ),
+            "plugins.traffic-split.rules[0].match[1].vars",
+            "failed to validate the 'vars' expression",
+        ),
+    ]);
+    let ok = split(
+        json!({"rules": [{"match": [{"vars": [["http_x-canary", "==", "1"]]}, {}], "weighted_upstreams": [{"weight": 1}]}]}),
+    );
+    validate_object(R, "1", &ok).expect("valid match");
+}

@@ -151,6 +151,94 @@ impl Upstream {
         raw.validate()
     }
 
+    /// Renders the upstream as APISIX JSON (nodes in array form, defaults explicit).
+    /// `Upstream::from_json(&u.to_json())` yields `u` again.
+    pub fn to_json(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        if let Some(id) = &self.id {
+            out.insert("id".into(), Value::from(id.as_str()));
+        }
+        if let Some(name) = &self.name {
+            out.insert("name".into(), Value::from(name.as_str()));
+        }
+        match &self.balancer {
+            Balancer::RoundRobin => {
+                out.insert("type".into(), "roundrobin".into());
+            }
+            Balancer::Random { seed } => {
+                out.insert("type".into(), "random".into());
+                out.insert("seed".into(), Value::from(*seed));
+            }
+            Balancer::Chash(hash_on) => {
+                out.insert("type".into(), "chash".into());
+                let (on, key) = match hash_on {
+                    HashOn::Vars(k) => ("vars", Some(k)),
+                    HashOn::Header(k) => ("header", Some(k)),
+                    HashOn::Cookie(k) => ("cookie", Some(k)),
+                    HashOn::Consumer => ("consumer", None),
+                    HashOn::VarsCombinations(k) => ("vars_combinations", Some(k)),
+                };
+                out.insert("hash_on".into(), on.into());
+                if let Some(key) = key {
+                    out.insert("key".into(), Value::from(key.as_str()));
+                }
+            }
+        }
+        let nodes: Vec<Value> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "host": n.host, "port": n.port, "weight": n.weight, "priority": n.priority
+                })
+            })
+            .collect();
+        out.insert("nodes".into(), Value::Array(nodes));
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        out.insert("scheme".into(), scheme.into());
+        match &self.pass_host {
+            PassHost::Pass => {
+                out.insert("pass_host".into(), "pass".into());
+            }
+            PassHost::Node => {
+                out.insert("pass_host".into(), "node".into());
+            }
+            PassHost::Rewrite(host) => {
+                out.insert("pass_host".into(), "rewrite".into());
+                out.insert("upstream_host".into(), Value::from(host.as_str()));
+            }
+        }
+        if let Some(t) = &self.timeout {
+            out.insert(
+                "timeout".into(),
+                serde_json::json!({
+                    "connect": t.connect.as_secs_f64(),
+                    "send": t.send.as_secs_f64(),
+                    "read": t.read.as_secs_f64(),
+                }),
+            );
+        }
+        if let Some(retries) = self.retries {
+            out.insert("retries".into(), Value::from(retries));
+        }
+        if let Some(retry_timeout) = self.retry_timeout {
+            out.insert("retry_timeout".into(), Value::from(retry_timeout));
+        }
+        let pool = &self.keepalive_pool;
+        out.insert(
+            "keepalive_pool".into(),
+            serde_json::json!({
+                "size": pool.size,
+                "idle_timeout": pool.idle_timeout.as_secs_f64(),
+                "requests": pool.requests,
+            }),
+        );
+        Value::Object(out)
+    }
+
     /// Effective retries: `retries` or `nodes - 1`.
     pub fn effective_retries(&self) -> u32 {
         self.retries.unwrap_or_else(|| {
