@@ -35,6 +35,13 @@ async fn guide_puts_create_then_replace() {
     // The split route is live for the proxy.
     let snap = h.live.load();
     assert_eq!(snap.routes.len(), 3);
+    let split = snap
+        .routes
+        .iter()
+        .find(|r| r.route.id == "aimlapi-split")
+        .expect("split route is live");
+    assert_eq!(split.rules.len(), 1, "the shorthand is one split");
+    assert_eq!(split.rules[0].weights, vec![50, 50]);
     assert_eq!(h.admin.revision(), 6);
 }
 
