@@ -7,7 +7,7 @@
 //! A rejected write touches neither the store nor the catalog nor `Live`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use http::StatusCode;
@@ -84,6 +84,26 @@ impl Embedded {
         })
     }
 
+    /// Takes the writer lock. If a previous writer panicked while holding it, the view
+    /// may lag the store (a panic between commit and swap), so the view and the live
+    /// snapshot are reloaded from the store before writing resumes.
+    fn lock(&self) -> Result<MutexGuard<'_, ()>, AdminError> {
+        match self.write.lock() {
+            Ok(guard) => Ok(guard),
+            Err(poisoned) => {
+                let guard = poisoned.into_inner();
+                tracing::warn!("an earlier admin write panicked; reloading the store");
+                let catalog = self.store.load()?;
+                let compiled = compile_lenient(catalog.config_set())?;
+                let broken = compiled.broken_keys();
+                self.view.store(Arc::new(View { catalog, broken }));
+                self.live.store(Arc::new(compiled.snapshot));
+                self.write.clear_poison();
+                Ok(guard)
+            }
+        }
+    }
+
     /// The current view (lock-free).
     pub fn view(&self) -> Arc<View> {
         self.view.load_full()
@@ -95,10 +115,10 @@ impl Embedded {
         &self,
         plan: impl FnOnce(&Catalog) -> Result<Plan<T>, Reply>,
     ) -> Result<(Arc<View>, T), Reply> {
-        let _guard = self
-            .write
-            .lock()
-            .map_err(|_| Reply::unavailable(AdminError::Poisoned.to_string()))?;
+        let _guard = self.lock().map_err(|e| {
+            tracing::error!(error = %e, "admin store could not recover from an earlier failed write");
+            Reply::unavailable(AdminError::Poisoned.to_string())
+        })?;
         let current = self.view.load_full();
         let plan = plan(&current.catalog)?;
         for change in &plan.changes {
@@ -155,7 +175,7 @@ impl Embedded {
     /// Validates `set` strictly (every object, then the whole set) and replaces the store
     /// contents with it in one transaction.
     pub fn import(&self, set: ConfigSet) -> Result<(), AdminError> {
-        let _guard = self.write.lock().map_err(|_| AdminError::Poisoned)?;
+        let _guard = self.lock()?;
         for (kind, objects) in &set.objects {
             for (id, value) in objects {
                 validate_object(*kind, id, value).map_err(|e| {
@@ -179,4 +199,62 @@ impl Embedded {
 /// The reply for a write the store could not accept because it is read-only.
 pub(crate) fn read_only_reply(msg: &str) -> Reply {
     Reply::error(StatusCode::METHOD_NOT_ALLOWED, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn put_upstream(id: &str) -> Plan<()> {
+        Plan {
+            changes: vec![Change::Put {
+                kind: ResourceKind::Upstreams,
+                id: id.to_owned(),
+                value: json!({"id": id, "nodes": {"127.0.0.1:1": 1}, "type": "roundrobin"}),
+            }],
+            may_break_others: false,
+            outcome: (),
+        }
+    }
+
+    #[test]
+    fn a_panicking_writer_does_not_stop_later_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live: Live = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+        let e = Embedded::open(dir.path(), live.clone()).expect("open");
+        e.write(|_| Ok(put_upstream("a"))).expect("first write");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = e.write::<()>(|_| panic!("writer bug"));
+        }));
+        assert!(panicked.is_err());
+        let (view, ()) = e
+            .write(|_| Ok(put_upstream("b")))
+            .expect("write after panic");
+        assert_eq!(view.catalog.revision, 2);
+        assert!(view.catalog.get(ResourceKind::Upstreams, "a").is_some());
+        assert_eq!(live.load().upstreams.len(), 2);
+    }
+
+    #[test]
+    fn rejected_plans_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live: Live = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+        let e = Embedded::open(dir.path(), live.clone()).expect("open");
+        let before = live.load_full();
+        let bad = Plan {
+            changes: vec![Change::Put {
+                kind: ResourceKind::Upstreams,
+                id: "x".into(),
+                value: json!({"nodes": 5}),
+            }],
+            may_break_others: false,
+            outcome: (),
+        };
+        let r = e.write(|_| Ok(bad));
+        assert!(r.is_err());
+        assert_eq!(e.view().catalog, Catalog::default());
+        assert!(Arc::ptr_eq(&before, &live.load_full()));
+        assert_eq!(e.store.load().expect("load"), Catalog::default());
+    }
 }
