@@ -61,6 +61,8 @@ impl<'a> Target<'a> {
             ["schema", "validate", res] => Target::SchemaValidate(res),
             ["schema", res] => Target::Schema(res),
             ["plugins", ..] | ["schema", ..] => Target::NotFound,
+            // Consumer credentials are a sub-resource split does not store yet.
+            ["consumers", _, "credentials", ..] => Target::Unsupported("credentials"),
             [res, tail @ ..] => match ResourceKind::parse(res) {
                 None => Target::Unsupported(res),
                 Some(kind) => Target::Resource {
