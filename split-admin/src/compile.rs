@@ -30,36 +30,103 @@ impl Compiled {
     }
 }
 
-/// Compiles `set`, leaving out (one at a time, as the core reports them) the objects
-/// that fail. Fails only when the core reports an error for an object it was not given.
-pub(crate) fn compile_lenient(set: ConfigSet) -> Result<Compiled, CompileError> {
-    let full = std::sync::Arc::new(set.clone());
-    let mut remaining = set;
+/// Compiles the set `make` builds, leaving out (one at a time, as the core reports them)
+/// the objects that fail. Fails only when the core reports an error for an object it was
+/// not given. `make` is called again only when something fails.
+pub(crate) fn compile_lenient(make: impl Fn() -> ConfigSet) -> Result<Compiled, CompileError> {
+    // The usual case: everything compiles from one copy of the objects.
+    let first = match Snapshot::compile(make()) {
+        Ok(snapshot) => {
+            return Ok(Compiled {
+                snapshot,
+                broken: Vec::new(),
+            })
+        }
+        Err(e) => e,
+    };
+    let full = std::sync::Arc::new(make());
+    let mut remaining = (*full).clone();
     let mut broken = Vec::new();
+    let mut error = first;
     let total: usize = remaining.objects.values().map(|m| m.len()).sum();
-    // Each failed round removes one object, so at most `total + 1` rounds.
-    for _ in 0..=total {
+    // Each failed round removes one object, so at most `total` rounds.
+    for _ in 0..total {
+        let removed = remaining
+            .objects
+            .get_mut(&error.kind)
+            .and_then(|m| m.remove(&error.id));
+        if removed.is_none() {
+            return Err(error);
+        }
+        broken.push(error);
         match Snapshot::compile(remaining.clone()) {
             Ok(mut snapshot) => {
                 snapshot.source = full;
                 return Ok(Compiled { snapshot, broken });
             }
-            Err(e) => {
-                let removed = remaining
-                    .objects
-                    .get_mut(&e.kind)
-                    .and_then(|m| m.remove(&e.id));
-                if removed.is_none() {
-                    return Err(e);
-                }
-                broken.push(e);
-            }
+            Err(e) => error = e,
         }
     }
-    // Unreachable in practice: every round above removed one of `total` objects.
-    Err(broken.pop().unwrap_or_else(|| CompileError {
-        kind: ResourceKind::Routes,
-        id: String::new(),
-        error: split_core::ConfigError::new("", "compile did not converge"),
-    }))
+    Err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn set(objects: &[(ResourceKind, &str, serde_json::Value)]) -> ConfigSet {
+        let mut s = ConfigSet::default();
+        for (kind, id, v) in objects {
+            s.objects
+                .entry(*kind)
+                .or_default()
+                .insert((*id).to_owned(), v.clone());
+        }
+        s
+    }
+
+    #[test]
+    fn broken_objects_are_left_out_but_kept_in_the_source() {
+        let s = set(&[
+            (
+                ResourceKind::Routes,
+                "ok",
+                json!({"id": "ok", "uri": "/ok", "upstream": {"nodes": {"127.0.0.1:1": 1}}}),
+            ),
+            (
+                ResourceKind::Routes,
+                "bad1",
+                json!({"id": "bad1", "uri": "/b1", "upstream_id": "gone"}),
+            ),
+            (
+                ResourceKind::Routes,
+                "bad2",
+                json!({"id": "bad2", "uri": "/b2", "upstream_id": "gone"}),
+            ),
+        ]);
+        let c = compile_lenient(|| s.clone()).expect("lenient compile");
+        let keys: Vec<_> = c.broken_keys().into_iter().collect();
+        assert_eq!(
+            keys,
+            [
+                (ResourceKind::Routes, "bad1".to_owned()),
+                (ResourceKind::Routes, "bad2".to_owned())
+            ]
+        );
+        assert_eq!(c.snapshot.routes.len(), 1);
+        assert_eq!(*c.snapshot.source, s);
+    }
+
+    #[test]
+    fn a_clean_set_compiles_as_is() {
+        let s = set(&[(
+            ResourceKind::Upstreams,
+            "u",
+            json!({"id": "u", "nodes": {"127.0.0.1:1": 1}}),
+        )]);
+        let c = compile_lenient(|| s.clone()).expect("compiles");
+        assert!(c.broken.is_empty());
+        assert_eq!(*c.snapshot.source, s);
+    }
 }

@@ -72,7 +72,7 @@ impl Embedded {
     pub fn open(dir: &Path, live: Live) -> Result<Embedded, AdminError> {
         let store = Store::open(dir)?;
         let catalog = store.load()?;
-        let compiled = compile_lenient(catalog.config_set())?;
+        let compiled = compile_lenient(|| catalog.config_set())?;
         warn_broken(&compiled.broken);
         let broken = compiled.broken_keys();
         live.store(Arc::new(compiled.snapshot));
@@ -94,7 +94,7 @@ impl Embedded {
                 let guard = poisoned.into_inner();
                 tracing::warn!("an earlier admin write panicked; reloading the store");
                 let catalog = self.store.load()?;
-                let compiled = compile_lenient(catalog.config_set())?;
+                let compiled = compile_lenient(|| catalog.config_set())?;
                 let broken = compiled.broken_keys();
                 self.view.store(Arc::new(View { catalog, broken }));
                 self.live.store(Arc::new(compiled.snapshot));
@@ -129,7 +129,7 @@ impl Embedded {
         let next = current
             .catalog
             .with(&plan.changes, current.catalog.revision + 1);
-        let compiled = compile_lenient(next.config_set())
+        let compiled = compile_lenient(|| next.config_set())
             .map_err(|e| Reply::invalid(describe_compile_error(&e)))?;
         let written: Vec<(ResourceKind, &str)> = plan
             .changes
