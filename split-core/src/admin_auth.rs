@@ -71,14 +71,22 @@ pub fn validate_keys(keys: &[AdminKey]) -> Result<(), ConfigError> {
 }
 
 /// Extracts the token: query `api_key`, then header `X-API-KEY`, then cookie `x_api_key`.
-pub fn extract_token<'a>(query: Option<&'a str>, headers: &'a http::HeaderMap) -> Option<std::borrow::Cow<'a, str>> {
+pub fn extract_token<'a>(
+    query: Option<&'a str>,
+    headers: &'a http::HeaderMap,
+) -> Option<std::borrow::Cow<'a, str>> {
     let _ = (query, headers);
     todo!("admin_auth::extract_token")
 }
 
 impl AdminAuth {
     /// Decides an admin request from `remote` with `token` and `method`.
-    pub fn check(&self, remote: IpAddr, token: Option<&str>, method: &http::Method) -> AuthDecision {
+    pub fn check(
+        &self,
+        remote: IpAddr,
+        token: Option<&str>,
+        method: &http::Method,
+    ) -> AuthDecision {
         let _ = (remote, token, method);
         todo!("admin_auth::AdminAuth::check")
     }

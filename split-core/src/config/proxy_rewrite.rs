@@ -1,0 +1,345 @@
+//! Rewrite configs: the `proxy-rewrite` plugin (`uri`, `regex_uri`, `host`, `headers`)
+//! and a traffic-split arm's `rewrite` (the same plus `body`), both built into
+//! [`Rewrite`].
+//!
+//! `headers` takes APISIX's `{set, add, remove}` form or the old flat map (= `set`).
+//! nginx variables (`$uri`, `${host}`) in `uri` and header values are rejected: split does
+//! not interpolate them, and passing them on literally would be a silent surprise.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::fields;
+use crate::rewrite::{HeaderEdits, RegexUri, Rewrite};
+use crate::ConfigError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxyRewrite {
+    uri: Option<String>,
+    regex_uri: Option<Vec<String>>,
+    host: Option<String>,
+    headers: Option<Value>,
+    method: Option<Value>,
+    scheme: Option<Value>,
+    use_real_request_uri_unsafe: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArmRewrite {
+    uri: Option<String>,
+    regex_uri: Option<Vec<String>>,
+    host: Option<String>,
+    headers: Option<Value>,
+    body: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderEdits {
+    set: Option<Map<String, Value>>,
+    add: Option<Map<String, Value>>,
+    remove: Option<Vec<String>>,
+}
+
+/// Parses the `proxy-rewrite` plugin config; paths are relative to it.
+pub fn parse_proxy_rewrite(value: &Value) -> Result<Rewrite, ConfigError> {
+    let raw: RawProxyRewrite = fields::from_value(value)?;
+    fields::reject_present(
+        &raw.method,
+        "method",
+        "rewriting the method is not supported yet",
+    )?;
+    fields::reject_present(
+        &raw.scheme,
+        "scheme",
+        "is deprecated in APISIX; set the upstream's `scheme` instead",
+    )?;
+    fields::reject_present(
+        &raw.use_real_request_uri_unsafe,
+        "use_real_request_uri_unsafe",
+        "is not supported",
+    )?;
+    if raw.uri.is_none() && raw.regex_uri.is_none() && raw.host.is_none() && raw.headers.is_none() {
+        return Err(ConfigError::new(
+            "",
+            "at least one of uri, regex_uri, host, headers is required",
+        ));
+    }
+    build(raw.uri, raw.regex_uri, raw.host, raw.headers, None)
+}
+
+/// Parses a traffic-split arm's `rewrite {uri, regex_uri, host, headers, body}`; paths
+/// are relative to it.
+pub fn parse_arm_rewrite(value: &Value) -> Result<Rewrite, ConfigError> {
+    let raw: RawArmRewrite = fields::from_value(value)?;
+    if raw.uri.is_none()
+        && raw.regex_uri.is_none()
+        && raw.host.is_none()
+        && raw.headers.is_none()
+        && raw.body.is_none()
+    {
+        return Err(ConfigError::new(
+            "",
+            "at least one of uri, regex_uri, host, headers, body is required",
+        ));
+    }
+    if let Some(body) = &raw.body {
+        if body.is_empty() {
+            return Err(ConfigError::new("body", "must set at least one field"));
+        }
+    }
+    build(raw.uri, raw.regex_uri, raw.host, raw.headers, raw.body)
+}
+
+fn build(
+    uri: Option<String>,
+    regex_uri: Option<Vec<String>>,
+    host: Option<String>,
+    headers: Option<Value>,
+    body: Option<Map<String, Value>>,
+) -> Result<Rewrite, ConfigError> {
+    if let Some(uri) = &uri {
+        check_uri(uri)?;
+    }
+    let regex_uri = regex_uri.map(parse_regex_uri).transpose()?;
+    if let Some(host) = &host {
+        fields::check_upstream_host(host, "host")?;
+    }
+    let headers = match &headers {
+        None => HeaderEdits::default(),
+        Some(h) => parse_headers(h).map_err(|e| e.within("headers"))?,
+    };
+    Ok(Rewrite {
+        uri,
+        regex_uri,
+        host,
+        headers,
+        body,
+    })
+}
+
+fn check_uri(uri: &str) -> Result<(), ConfigError> {
+    if !uri.starts_with('/') {
+        return Err(ConfigError::new("uri", "must start with `/`"));
+    }
+    if uri.len() > 4096 {
+        return Err(ConfigError::new("uri", "must be at most 4096 characters"));
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::new(
+            "uri",
+            "must not contain whitespace or control characters",
+        ));
+    }
+    if fields::has_nginx_var(uri) {
+        return Err(ConfigError::new(
+            "uri",
+            "nginx variables ($name) are not supported yet",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_regex_uri(pair: Vec<String>) -> Result<RegexUri, ConfigError> {
+    let [pattern, template]: [String; 2] = pair.try_into().map_err(|_| {
+        ConfigError::new(
+            "regex_uri",
+            "must be exactly [regex, template] (one pair is supported)",
+        )
+    })?;
+    let regex = regex::Regex::new(&pattern)
+        .map_err(|e| ConfigError::new("regex_uri[0]", format!("invalid regex: {e}")))?;
+    if !template.starts_with('/') && !template.starts_with('$') {
+        return Err(ConfigError::new("regex_uri[1]", "must start with `/`"));
+    }
+    if fields::has_nginx_var(&template) {
+        return Err(ConfigError::new(
+            "regex_uri[1]",
+            "nginx variables ($name) are not supported yet; use $1 or ${name} captures",
+        ));
+    }
+    Ok(RegexUri { regex, template })
+}
+
+/// `{set, add, remove}` if any of those keys is present (APISIX's rule), else the old
+/// flat map, which means `set`.
+fn parse_headers(value: &Value) -> Result<HeaderEdits, ConfigError> {
+    let Value::Object(map) = value else {
+        return Err(ConfigError::new(
+            "",
+            "expected an object ({set, add, remove} or a map of header → value)",
+        ));
+    };
+    let structured = ["set", "add", "remove"]
+        .iter()
+        .any(|k| map.contains_key(*k));
+    if !structured {
+        return Ok(HeaderEdits {
+            set: header_pairs(map, "")?,
+            add: Vec::new(),
+            remove: Vec::new(),
+        });
+    }
+    let raw: RawHeaderEdits = fields::from_value(value)?;
+    let set = match &raw.set {
+        Some(m) => header_pairs(m, "set")?,
+        None => Vec::new(),
+    };
+    let add = match &raw.add {
+        Some(m) => header_pairs(m, "add")?,
+        None => Vec::new(),
+    };
+    let remove = raw
+        .remove
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| header_name(name, &format!("remove[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HeaderEdits { set, add, remove })
+}
+
+fn header_pairs(
+    map: &Map<String, Value>,
+    path: &str,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, ConfigError> {
+    map.iter()
+        .map(|(name, value)| {
+            let field = fields_path(path, name);
+            let name = header_name(name, &field)?;
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(ConfigError::new(&field, "expected a string or a number")),
+            };
+            if fields::has_nginx_var(&text) {
+                return Err(ConfigError::new(
+                    &field,
+                    "nginx variables ($name) in header values are not supported yet",
+                ));
+            }
+            let value = http::HeaderValue::from_str(&text)
+                .map_err(|_| ConfigError::new(&field, "invalid header value"))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn header_name(name: &str, path: &str) -> Result<http::HeaderName, ConfigError> {
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::new(path, format!("invalid header name `{name}`")))
+}
+
+fn fields_path(parent: &str, name: &str) -> String {
+    crate::error::join(parent, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn flat_headers_mean_set() {
+        let r =
+            parse_proxy_rewrite(&json!({"headers": {"X-Api-Version": "v2", "X-N": 3}})).unwrap();
+        assert_eq!(r.headers.set.len(), 2);
+        assert_eq!(r.headers.set[0].0.as_str(), "x-api-version");
+        assert_eq!(r.headers.set[1].1, "3");
+        assert!(r.headers.add.is_empty());
+    }
+
+    #[test]
+    fn structured_headers() {
+        let r = parse_proxy_rewrite(&json!({"headers": {
+            "set": {"a": "1"}, "add": {"b": "2"}, "remove": ["c"]
+        }}))
+        .unwrap();
+        assert_eq!(r.headers.set.len(), 1);
+        assert_eq!(r.headers.add.len(), 1);
+        assert_eq!(r.headers.remove[0].as_str(), "c");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (json!({}), "", "at least one of"),
+            (json!({"uri": "v1"}), "uri", "must start with `/`"),
+            (json!({"uri": "/a$uri"}), "uri", "not supported"),
+            (
+                json!({"regex_uri": ["^/a"]}),
+                "regex_uri",
+                "exactly [regex, template]",
+            ),
+            (
+                json!({"regex_uri": ["(", "/x"]}),
+                "regex_uri[0]",
+                "invalid regex",
+            ),
+            (json!({"host": "a b"}), "host", "invalid host"),
+            (json!({"method": "POST"}), "method", "not supported yet"),
+            (
+                json!({"headers": {"bad name": "x"}}),
+                "headers.bad name",
+                "invalid header name",
+            ),
+            (
+                json!({"headers": {"x": "a\nb"}}),
+                "headers.x",
+                "invalid header value",
+            ),
+            (
+                json!({"headers": {"x": true}}),
+                "headers.x",
+                "expected a string or a number",
+            ),
+            (
+                json!({"headers": {"x": "$remote_addr"}}),
+                "headers.x",
+                "not supported yet",
+            ),
+            (
+                json!({"headers": {"set": {"a": "1"}, "foo": {}}}),
+                "headers.foo",
+                "unknown field",
+            ),
+            (
+                json!({"headers": {"remove": ["ok", "b d"]}}),
+                "headers.remove[1]",
+                "invalid header name",
+            ),
+            (json!({"headers": []}), "headers", "expected an object"),
+            (json!({"body": {"model": "x"}}), "body", "unknown field"),
+        ];
+        for (value, path, message) in cases {
+            let err = parse_proxy_rewrite(&value).unwrap_err();
+            assert_eq!(err.path, path, "{value}: {err}");
+            assert!(err.message.contains(message), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn arm_rewrite_body() {
+        let r = parse_arm_rewrite(&json!({"uri": "/v2/chat", "body": {"model": "gpt-4o-mini"}}))
+            .unwrap();
+        assert_eq!(r.uri.as_deref(), Some("/v2/chat"));
+        assert_eq!(r.body.unwrap()["model"], "gpt-4o-mini");
+        let err = parse_arm_rewrite(&json!({"body": {}})).unwrap_err();
+        assert_eq!(err.path, "body");
+        let err = parse_arm_rewrite(&json!({"body": 5})).unwrap_err();
+        assert_eq!(err.path, "body");
+        let err = parse_arm_rewrite(&json!({})).unwrap_err();
+        assert!(err.message.contains("at least one of"));
+    }
+
+    #[test]
+    fn regex_uri_compiles() {
+        let r = parse_arm_rewrite(&json!({"regex_uri": ["^/api/(.*)", "/v2/$1"]})).unwrap();
+        let re = r.regex_uri.unwrap();
+        assert!(re.regex.is_match("/api/x"));
+        assert_eq!(re.template, "/v2/$1");
+    }
+}
