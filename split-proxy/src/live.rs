@@ -2,12 +2,12 @@
 //! and finish on the snapshot they started with), and the ticket pruning that follows
 //! swaps.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use split_core::snapshot::{ConfigSet, Snapshot};
+use split_core::snapshot::Snapshot;
 
 use crate::proxy::Gateway;
 
@@ -16,11 +16,7 @@ pub type Live = Arc<ArcSwap<Snapshot>>;
 
 /// A snapshot with nothing configured (every request is a 404).
 pub fn empty_snapshot() -> Snapshot {
-    Snapshot {
-        routes: Vec::new(),
-        upstreams: BTreeMap::new(),
-        source: Arc::new(ConfigSet::default()),
-    }
+    Snapshot::empty()
 }
 
 /// A new live cell holding `snapshot`.

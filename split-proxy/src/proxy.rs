@@ -1,7 +1,6 @@
 //! The data plane request handler: match a route, pick the split arm (atomic ticket),
 //! rewrite, forward to a node of the plan, stream the answer back.
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,10 +10,9 @@ use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT, HOST, SERVER};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use split_core::config::upstream::{Balancer, HashOn, Upstream};
 use split_core::request::{normalize_ip, Request as CoreRequest, VarError};
 use split_core::rewrite::Rewrite;
-use split_core::snapshot::{CompiledRoute, CompiledUpstream, Decision, Lookup, Snapshot};
+use split_core::snapshot::{CompiledRoute, Decision, Lookup, Snapshot};
 
 use crate::body::{full, stream, ProxyBody};
 use crate::forward::{forward, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT};
@@ -209,11 +207,7 @@ async fn route_and_forward(
     // Nodes and timeouts.
     let ticket = gw.node_tickets.next(upstream.key.0);
     let plan = upstream.plan(ticket, chash_key.as_deref());
-    let timeouts = route
-        .route
-        .timeout
-        .or(upstream.upstream.timeout)
-        .unwrap_or(DEFAULT_TIMEOUT);
+    let timeouts = route.effective_timeout(upstream).unwrap_or(DEFAULT_TIMEOUT);
     let out = Outgoing {
         method: parts.method.clone(),
         path_and_query,
@@ -293,8 +287,8 @@ fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> S
     match route.decide(&view, &mut ticket) {
         Ok(decision) => {
             let key = match decision.upstream {
-                Some(up) => match chash_key(up, &view) {
-                    Ok(k) => k,
+                Some(up) => match up.hash_key(&view) {
+                    Ok(k) => k.map(String::into_bytes),
                     Err(VarError::NeedBody) => return Step::NeedBody,
                 },
                 None => None,
@@ -303,41 +297,6 @@ fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> S
         }
         Err(VarError::NeedBody) => Step::NeedBody,
     }
-}
-
-/// The sticky key of a `chash` upstream.
-fn chash_key(up: &CompiledUpstream, view: &CoreRequest<'_>) -> Result<Option<Vec<u8>>, VarError> {
-    let upstream: &Upstream = &up.upstream;
-    let Balancer::Chash(hash_on) = &upstream.balancer else {
-        return Ok(None);
-    };
-    let value: Option<Cow<'_, str>> = match hash_on {
-        HashOn::Vars(name) => view.var(name)?,
-        HashOn::Header(name) => view.var(&format!("http_{name}"))?,
-        HashOn::Cookie(name) => view.var(&format!("cookie_{name}"))?,
-        HashOn::Consumer => view.consumer.map(Cow::Borrowed),
-        HashOn::VarsCombinations(template) => Some(Cow::Owned(expand_vars(template, view)?)),
-    };
-    Ok(value.map(|v| v.into_owned().into_bytes()))
-}
-
-/// Expands `$name` references in a `vars_combinations` key.
-fn expand_vars(template: &str, view: &CoreRequest<'_>) -> Result<String, VarError> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        if let Some(v) = view.var(&after[..end])? {
-            out.push_str(&v);
-        }
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// Reads the whole client body, at most `max` bytes (else 413).
