@@ -1,5 +1,7 @@
 //! Diagnostic logging (tracing) to stderr, with a level that SIGHUP can change.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
@@ -21,7 +23,11 @@ pub fn init(level: Option<&str>) -> Result<LevelHandle, String> {
     let (layer, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(layer)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .try_init()
         .map_err(|e| format!("logging: {e}"))?;
     Ok(handle)
