@@ -28,7 +28,9 @@ struct Prepared {
     settings: Settings,
     connector: Connector,
     access_log: Option<Arc<AccessLog>>,
-    initial: Option<(split_core::snapshot::Snapshot, String)>,
+    live: crate::live::Live,
+    admin: split_admin::Admin,
+    applied_text: Option<String>,
     grace: Duration,
     max_body: usize,
 }
@@ -81,18 +83,24 @@ fn prepare(cli: &Cli) -> Result<Prepared, Fatal> {
         )),
         None => None,
     };
-    let initial = match &settings.source {
-        Source::Standalone(path) => Some(
-            standalone::load(path)
-                .map_err(|e| Fatal::new(path.display().to_string(), e.to_string()))?,
-        ),
-        Source::Embedded => None,
+    let (snapshot, applied_text) = match &settings.source {
+        Source::Standalone(path) => {
+            let (snapshot, text) = standalone::load(path)
+                .map_err(|e| Fatal::new(path.display().to_string(), e.to_string()))?;
+            (snapshot, Some(text))
+        }
+        Source::Embedded => (empty_snapshot(), None),
     };
+    let live = new_live(snapshot);
+    // Opening the embedded store compiles and publishes what it holds.
+    let admin = crate::admin_host::open(&settings, &live)?;
     Ok(Prepared {
         settings,
         connector: Connector::new(connect_to, tls),
         access_log,
-        initial,
+        live,
+        admin,
+        applied_text,
         grace: cli.serve.grace,
         max_body: cli.serve.max_body_size,
     })
@@ -103,15 +111,12 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
         settings,
         connector,
         access_log,
-        initial,
+        live,
+        admin,
+        applied_text,
         grace,
         max_body,
     } = p;
-    let (snapshot, applied_text) = match initial {
-        Some((snapshot, text)) => (snapshot, Some(text)),
-        None => (empty_snapshot(), None),
-    };
-    let live = new_live(snapshot);
     let metrics = Metrics::new();
     let gateway = Arc::new(Gateway {
         live: Arc::clone(&live),
@@ -124,7 +129,6 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
         },
         max_body,
     });
-    let admin = crate::admin_host::start(&settings, &live)?;
 
     let lifecycle = Lifecycle::new();
     let mut bound: Vec<(String, SocketAddr)> = Vec::new();
@@ -136,7 +140,7 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
             Arc::new(move |req, peer| Box::pin(handle(Arc::clone(&gw), req, peer)));
         lifecycle.serve(listener, handler);
     }
-    if let (Some(addr), Some(admin)) = (settings.admin_listen, &admin) {
+    if let Some(addr) = settings.admin_listen {
         let listener = bind("admin", addr).await?;
         bound.push(("admin API".into(), local_addr(&listener, addr)));
         lifecycle.serve(listener, crate::admin_host::handler(admin.clone()));
@@ -162,7 +166,7 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
         Duration::from_secs(1),
     ));
 
-    crate::signals::wait_for_shutdown(&settings, admin.as_ref(), &log).await;
+    crate::signals::wait_for_shutdown(&settings, &admin, &log).await;
     eprintln!("split-proxy: shutting down, draining in-flight requests (grace {grace:?})");
     let clean = lifecycle.drain(grace).await;
     if !clean {

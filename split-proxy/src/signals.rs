@@ -4,16 +4,12 @@
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::admin_host::AdminHandle;
 use crate::logging::LevelHandle;
 use crate::settings::{auth_warnings, read_gateway_config, Settings};
+use split_admin::Admin;
 
 /// Returns on SIGTERM or SIGINT; handles SIGHUP in between.
-pub async fn wait_for_shutdown(
-    settings: &Settings,
-    admin: Option<&AdminHandle>,
-    log: &LevelHandle,
-) {
+pub async fn wait_for_shutdown(settings: &Settings, admin: &Admin, log: &LevelHandle) {
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -32,7 +28,7 @@ pub async fn wait_for_shutdown(
     }
 }
 
-fn reload(settings: &Settings, admin: Option<&AdminHandle>, _log: &LevelHandle) {
+fn reload(settings: &Settings, admin: &Admin, _log: &LevelHandle) {
     let Some(path) = &settings.config_path else {
         tracing::info!("SIGHUP: no config.yaml to re-read");
         return;
@@ -58,8 +54,6 @@ fn reload(settings: &Settings, admin: Option<&AdminHandle>, _log: &LevelHandle) 
         tracing::warn!("{w}");
     }
     let keys = auth.keys.len();
-    if let Some(admin) = admin {
-        admin.set_auth(auth);
-    }
+    admin.set_auth(auth);
     tracing::info!(keys, file = %path.display(), "SIGHUP: config.yaml reloaded (admin keys, allow_admin)");
 }

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod guide;
 pub mod tls;
 pub mod upstream;
 
