@@ -216,7 +216,12 @@ async fn route_and_forward(
         client_host: host_header.clone(),
         body: upload_body,
     };
-    let upload = Progress::new();
+    let is_json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let upload = Progress::new(is_json && record.model.is_none());
     let metrics = &gw.observer.metrics;
     let mut on_error = |e: AttemptError<'_>| metrics.upstream_error(route_id, &e.node, e.kind);
     let result = forward(
@@ -230,6 +235,9 @@ async fn route_and_forward(
     )
     .await;
     record.bytes_received = upload.bytes();
+    if record.model.is_none() {
+        record.model = upload.model();
+    }
     match result {
         Ok(answer) => {
             record.upstream_addr = Some(answer.peer);

@@ -101,6 +101,8 @@ async fn tls_with_connect_to_and_ca_file_keeps_host_and_sni() {
         let r = client.get(&gw.url("/v1/models")).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.json()["mock"], "tls");
+        // The connection returns to the pool once hyper saw the end of the response.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let hits = mock.hits();
     assert_eq!(hits[0].headers["host"], "api.aimlapi.com");
@@ -192,7 +194,7 @@ async fn slow_upstream_times_out_with_504() {
     assert_eq!(r.status, 504, "{}", r.text());
     assert_eq!(r.json(), json!({"error_msg": "upstream timed out"}));
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        took >= Duration::from_millis(900) && took < Duration::from_millis(4000),
         "{took:?}"
     );
     let r = client.get(&gw.url("/slow/100")).await;
