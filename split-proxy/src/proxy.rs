@@ -55,10 +55,47 @@ pub async fn handle(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let remote = normalize_ip(peer.ip());
-    let mut record = RequestRecord::new(remote, req.method(), req.uri());
+    let mut guard = Abandoned {
+        record: Some(RequestRecord::new(remote, req.method(), req.uri())),
+        started,
+        observer: gw.observer.clone(),
+    };
     let snapshot = gw.live.load_full();
-    let response = route_and_forward(&gw, &snapshot, req, peer, &mut record, started).await;
-    finish(response, record, started, &gw.observer)
+    let response = match guard.record.as_mut() {
+        Some(record) => route_and_forward(&gw, &snapshot, req, peer, record, started).await,
+        None => Routed::Local(reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+    };
+    let record = guard.record.take();
+    match record {
+        Some(record) => finish(response, record, started, &gw.observer),
+        None => Routed::into_response(response),
+    }
+}
+
+/// Records a request whose client went away before the response head (hyper drops the
+/// handler future, which also cancels the upstream request): status 499, as nginx logs.
+struct Abandoned {
+    record: Option<RequestRecord>,
+    started: Instant,
+    observer: Observer,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.status = 499;
+            record.request_time = self.started.elapsed();
+            self.observer.finish(&record);
+        }
+    }
+}
+
+impl Routed {
+    fn into_response(self) -> Response<ProxyBody> {
+        match self {
+            Routed::Local(r) | Routed::Proxied(r, _) => r,
+        }
+    }
 }
 
 /// Wraps the response body so the request is recorded when it ends.
