@@ -63,7 +63,10 @@ pub async fn handle(
     let snapshot = gw.live.load_full();
     let response = match guard.record.as_mut() {
         Some(record) => route_and_forward(&gw, &snapshot, req, peer, record, started).await,
-        None => Routed::Local(reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+        None => Routed::Local(reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+        )),
     };
     let record = guard.record.take();
     match record {

@@ -250,18 +250,35 @@ fn client_disconnect_cancels_the_upstream_request() {
         let _ = tx.send((closed, String::from_utf8_lossy(&seen).into_owned()));
     });
     let dir = tempfile::tempdir().unwrap();
-    let file = write_doc(dir.path(), json!({"routes": [{"id": "hang", "uri": "/hang", "upstream": {"nodes": {&node: 1}}}]}));
+    let file = write_doc(
+        dir.path(),
+        json!({"routes": [{"id": "hang", "uri": "/hang", "upstream": {"nodes": {&node: 1}}}]}),
+    );
     let log = dir.path().join("access.log");
-    let gw = start(dir.path(), &["--standalone", &file, "--access-log", log.to_str().unwrap()]);
+    let gw = start(
+        dir.path(),
+        &["--standalone", &file, "--access-log", log.to_str().unwrap()],
+    );
     let mut client = std::net::TcpStream::connect(gw.proxy).unwrap();
-    client.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     drop(client);
-    let (closed, head) = rx.recv_timeout(Duration::from_secs(10)).expect("upstream thread");
+    let (closed, head) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("upstream thread");
     assert!(head.starts_with("GET /hang HTTP/1.1"), "{head}");
-    assert!(closed, "the upstream connection stayed open after the client left");
+    assert!(
+        closed,
+        "the upstream connection stayed open after the client left"
+    );
     let logged = common::wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"status\":499"))
     });
-    assert!(logged, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        logged,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
