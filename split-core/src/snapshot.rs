@@ -4,6 +4,22 @@
 //! The proxy swaps `Arc<Snapshot>`s atomically; the simulator builds one from a route
 //! file. Shared mutable state (the per-rule ticket counters) lives outside, keyed by
 //! [`RuleKey`], so a config edit that leaves a rule's arms unchanged keeps its sequence.
+//!
+//! Semantics (APISIX reference §1, §3, with the differences design.md lists):
+//! - A route's own upstream: route `upstream_id` > inline `upstream` > service upstream.
+//! - Plugins merge by name: service < plugin_config < route.
+//! - Hosts: the route's, or its service's when the route has none.
+//! - traffic-split: the first rule whose `match` entries (ORed) pass wins; no `match`, or
+//!   `match: []`, always passes. APISIX carries its "passed" flag over between rules, so
+//!   there `match: []` only works as the first rule; split does not replicate that quirk.
+//!   No rule passing → the route's own upstream. A weight-only arm → the route's own
+//!   upstream (`None` → the proxy answers 503).
+//! - Rewrites apply in order: the route's `proxy-rewrite`, then the arm's `rewrite`.
+//! - Node plans: the selector's pick in the highest-priority group, then that group in
+//!   config order, then lower groups; at most `retries + 1` nodes; weight-0 nodes only
+//!   when every node has weight 0.
+//! - Dangling `upstream_id` / `service_id` / `plugin_config_id` (including traffic-split
+//!   arms) fail compilation, so an Admin API write that would dangle is a 400.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -23,8 +39,10 @@ mod build;
 mod objects;
 #[cfg(test)]
 mod plan_tests;
+mod references;
 
 pub use objects::validate_object;
+pub use references::{referrers, Referrer};
 
 /// Raw stored objects by kind and id, exactly as the Admin API stores them (JSON values
 /// including `id`, `create_time`, `update_time`).

@@ -429,6 +429,8 @@ fn route_errors() {
         (R, route(json!({"host": "a.com", "hosts": ["b.com"]})), "hosts", "`host` and `hosts` are mutually exclusive"),
         (R, route(json!({"host": "a b"})), "host", "is not a valid host"),
         (R, route(json!({"hosts": []})), "hosts", "must not be empty"),
+        (R, route(json!({"host": "a*.com"})), "host", "is not a valid host"),
+        (R, route(json!({"host": ""})), "host", "is not a valid host"),
         (R, route(json!({"hosts": ["a.com", "A.com"]})), "hosts[1]", "duplicate host `a.com`"),
         (R, route(json!({"hosts": ["a.com", "a/b"]})), "hosts[1]", "is not a valid host"),
         (R, route(json!({"remote_addr": "1.2.3.4", "remote_addrs": []})), "remote_addrs", "mutually exclusive"),
@@ -779,6 +781,24 @@ fn service_consumer_and_minor_kind_errors() {
         (C, json!({}), "", "missing field `username`"),
         (C, json!({"username": "a b"}), "username", "[a-zA-Z0-9_-]"),
         (C, json!({"username": ""}), "username", "[a-zA-Z0-9_-]"),
+        (
+            C,
+            json!({"username": "a".repeat(101)}),
+            "username",
+            "1 to 100 characters",
+        ),
+        (
+            G,
+            json!({"plugins": {}, "desc": "x"}),
+            "desc",
+            "unknown field `desc`",
+        ),
+        (
+            PC,
+            json!({"plugins": {}, "labels": {"k": ""}}),
+            "labels.k",
+            "1 to 256",
+        ),
         (
             C,
             json!({"username": "a", "group_id": "g"}),

@@ -413,3 +413,66 @@ fn empty_set_and_empty_snapshot_route_nothing() {
     assert_eq!(found(&snapshot, &Req::new("GET", "/")), None);
     assert_eq!(found(&Snapshot::empty(), &Req::new("GET", "/")), None);
 }
+
+#[test]
+fn referrers_find_every_kind_of_reference() {
+    use split_core::snapshot::{referrers, Referrer};
+    let set = snapshot_support::set(vec![
+        (Upstreams, "1", json!({"nodes": {"a:80": 1}})),
+        (Upstreams, "2", json!({"nodes": {"b:80": 1}})),
+        (Services, "s", json!({"upstream_id": 1})),
+        (
+            PluginConfigs,
+            "pc",
+            json!({"plugins": {"traffic-split": {"rules": [{"weighted_upstreams": [{"upstream_id": 2}]}]}}}),
+        ),
+        (Routes, "direct", json!({"uri": "/a", "upstream_id": 1})),
+        (
+            Routes,
+            "split",
+            json!({"uri": "/b", "upstream_id": 2, "service_id": "s", "plugin_config_id": "pc",
+            "plugins": {"traffic-split": {"rules": [{"weighted_upstreams": [{"upstream_id": 1}]}]}}}),
+        ),
+        (
+            Routes,
+            "other",
+            json!({"uri": "/c", "upstream": {"nodes": {"c:80": 1}}}),
+        ),
+    ]);
+    let r = |kind, id: &str, via_plugin| Referrer {
+        kind,
+        id: id.to_owned(),
+        via_plugin,
+    };
+    assert_eq!(
+        referrers(&set, Upstreams, "1"),
+        vec![
+            r(Routes, "direct", false),
+            r(Routes, "split", true),
+            r(Services, "s", false)
+        ]
+    );
+    assert_eq!(
+        referrers(&set, Upstreams, "2"),
+        vec![r(Routes, "split", false), r(PluginConfigs, "pc", true)]
+    );
+    assert_eq!(
+        referrers(&set, Services, "s"),
+        vec![r(Routes, "split", false)]
+    );
+    assert_eq!(
+        referrers(&set, PluginConfigs, "pc"),
+        vec![r(Routes, "split", false)]
+    );
+    assert!(referrers(&set, Upstreams, "3").is_empty());
+    assert!(referrers(&set, Routes, "direct").is_empty());
+    assert_eq!(
+        r(Routes, "1", false).delete_error(Upstreams),
+        "can not delete this upstream, route [1] is still using it now"
+    );
+    assert_eq!(
+        r(Routes, "1", true).delete_error(Upstreams),
+        "can not delete this upstream, plugin in route [1] is still using it now"
+    );
+    assert!(Snapshot::compile(set).is_ok());
+}

@@ -282,3 +282,109 @@ fn body_vars_ask_for_the_body() {
         Some("route")
     );
 }
+
+#[test]
+fn chash_weight_change_moves_keys_only_towards_the_changed_arm() {
+    let route = |c_weight: u32| {
+        single(vec![(
+            Routes,
+            "r",
+            json!({"uri": "/x", "upstream": {"nodes": {"route:80": 1}},
+            "plugins": {"traffic-split": {"rules": [{
+                "balancer": {"algorithm": "chash", "hash_on": "header", "key": "x-user"},
+                "weighted_upstreams": [
+                    {"name": "a", "weight": 1},
+                    {"name": "b", "weight": 1, "upstream": {"nodes": {"b:80": 1}}},
+                    {"name": "c", "weight": c_weight, "upstream": {"nodes": {"c:80": 1}}}
+                ]
+            }]}}}),
+        )])
+    };
+    let (before, after) = (route(1), route(3));
+    let mut moved = 0;
+    for user in 0..1000 {
+        let req = Req::new("GET", "/x").header("x-user", &format!("u{user}"));
+        let old = decide(&before.routes[0], &req, 0).0.arm.unwrap();
+        let new = decide(&after.routes[0], &req, 0).0.arm.unwrap();
+        if old != new {
+            moved += 1;
+            assert_eq!(
+                new, 2,
+                "user {user} moved from arm {old} to {new}, not to the heavier arm"
+            );
+        }
+    }
+    // Ideal share moved: 3/5 - 1/3 = 4/15 of the keys (~267 of 1000).
+    assert!((180..360).contains(&moved), "moved {moved}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// For any weights, decisions over one period of tickets give exactly `w_i / gcd`
+    /// picks per arm (zero-weight arms none, unless all are zero).
+    #[test]
+    fn decisions_are_exact_per_period(weights in proptest::collection::vec(0..40_u32, 1..6), offset in 0..1000_u64) {
+        let arms: Vec<Value> = weights.iter().enumerate()
+            .map(|(i, w)| json!({"weight": w, "upstream": {"nodes": {format!("n{i}:80"): 1}}}))
+            .collect();
+        let snapshot = single(vec![(Routes, "r", json!({"uri": "/x",
+            "plugins": {"traffic-split": {"rules": [{"weighted_upstreams": arms}]}}}))]);
+        let route = &snapshot.routes[0];
+        let effective: Vec<u64> = if weights.iter().all(|w| *w == 0) {
+            vec![1; weights.len()]
+        } else {
+            weights.iter().map(|w| u64::from(*w)).collect()
+        };
+        let gcd = effective.iter().copied().filter(|w| *w > 0).fold(0, gcd);
+        let period: u64 = effective.iter().map(|w| w / gcd).sum();
+        let req = Req::new("GET", "/x");
+        let mut counts = vec![0_u64; weights.len()];
+        for ticket in offset..offset + period {
+            counts[decide(route, &req, ticket).0.arm.unwrap()] += 1;
+        }
+        let expected: Vec<u64> = effective.iter().map(|w| w / gcd).collect();
+        proptest::prop_assert_eq!(counts, expected);
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+#[test]
+fn guide_end_to_end_find_decide_rewrite_plan() {
+    let snapshot = guide();
+    let req = Req::new("POST", "/chat/completions");
+    let split_core::snapshot::Lookup::Found(route) = snapshot.find(&req.view()) else {
+        panic!("the split route is found");
+    };
+    let mut paths = Vec::new();
+    for ticket in 0..4 {
+        let (d, _) = decide(route, &req, ticket);
+        let mut path = req.path.clone();
+        for rewrite in &d.rewrites {
+            if let Some(p) = rewrite.apply_uri(&path, None) {
+                path = p;
+            }
+        }
+        let upstream = d.upstream.expect("arm upstream");
+        let plan = upstream.plan(ticket, None);
+        let node = &upstream.upstream.nodes[plan[0]];
+        paths.push(format!("{}:{}{path}", node.host, node.port));
+    }
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec![
+            "api.aimlapi.com:443/v1/chat/completions",
+            "api.aimlapi.com:443/v1/chat/completions",
+            "api.aimlapi.com:443/v2/chat/completions",
+            "api.aimlapi.com:443/v2/chat/completions",
+        ]
+    );
+}

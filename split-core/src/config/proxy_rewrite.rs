@@ -2,7 +2,8 @@
 //! and a traffic-split arm's `rewrite` (the same plus `body`), both built into
 //! [`Rewrite`].
 //!
-//! `headers` takes APISIX's `{set, add, remove}` form or the old flat map (= `set`).
+//! `headers` takes APISIX's `{set, add, remove}` form or the old flat map (= `set`, an
+//! empty string value removes the header).
 //! nginx variables (`$uri`, `${host}`) in `uri` and header values are rejected: split does
 //! not interpolate them, and passing them on literally would be a silent surprise.
 
@@ -12,6 +13,11 @@ use serde_json::{Map, Value};
 use crate::config::fields;
 use crate::rewrite::{HeaderEdits, RegexUri, Rewrite};
 use crate::ConfigError;
+
+/// Longest accepted `uri` and `regex_uri` template (APISIX's limit).
+const MAX_URI_LEN: usize = 4096;
+/// Compiled size limit of a `regex_uri` pattern.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +29,7 @@ struct RawProxyRewrite {
     method: Option<Value>,
     scheme: Option<Value>,
     use_real_request_uri_unsafe: Option<Value>,
+    regex_body: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +63,7 @@ pub fn parse_proxy_rewrite(value: &Value) -> Result<Rewrite, ConfigError> {
         "scheme",
         "is deprecated in APISIX; set the upstream's `scheme` instead",
     )?;
+    fields::reject_present(&raw.regex_body, "regex_body", "is not supported yet")?;
     fields::reject_present(
         &raw.use_real_request_uri_unsafe,
         "use_real_request_uri_unsafe",
@@ -124,13 +132,19 @@ fn check_uri(uri: &str) -> Result<(), ConfigError> {
     if !uri.starts_with('/') {
         return Err(ConfigError::new("uri", "must start with `/`"));
     }
-    if uri.len() > 4096 {
-        return Err(ConfigError::new("uri", "must be at most 4096 characters"));
-    }
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if uri.len() > MAX_URI_LEN {
         return Err(ConfigError::new(
             "uri",
-            "must not contain whitespace or control characters",
+            format!("must be at most {MAX_URI_LEN} characters"),
+        ));
+    }
+    if uri
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+    {
+        return Err(ConfigError::new(
+            "uri",
+            "must not contain whitespace, control characters or `#`",
         ));
     }
     if fields::has_nginx_var(uri) {
@@ -149,8 +163,17 @@ fn parse_regex_uri(pair: Vec<String>) -> Result<RegexUri, ConfigError> {
             "must be exactly [regex, template] (one pair is supported)",
         )
     })?;
-    let regex = regex::Regex::new(&pattern)
+    // The size limit bounds compile time and memory for hostile patterns.
+    let regex = regex::RegexBuilder::new(&pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
         .map_err(|e| ConfigError::new("regex_uri[0]", format!("invalid regex: {e}")))?;
+    if template.len() > MAX_URI_LEN {
+        return Err(ConfigError::new(
+            "regex_uri[1]",
+            format!("must be at most {MAX_URI_LEN} characters"),
+        ));
+    }
     if !template.starts_with('/') && !template.starts_with('$') {
         return Err(ConfigError::new("regex_uri[1]", "must start with `/`"));
     }
@@ -176,10 +199,20 @@ fn parse_headers(value: &Value) -> Result<HeaderEdits, ConfigError> {
         .iter()
         .any(|k| map.contains_key(*k));
     if !structured {
+        // The old flat form: every entry is a `set`, except that an empty string
+        // removes the header (APISIX proxy-rewrite).
+        let (empty, set): (Map<String, Value>, Map<String, Value>) = map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(_, v)| v.as_str() == Some(""));
+        let remove = empty
+            .keys()
+            .map(|name| header_name(name, name))
+            .collect::<Result<Vec<_>, _>>()?;
         return Ok(HeaderEdits {
-            set: header_pairs(map, "")?,
+            set: header_pairs(&set, "")?,
             add: Vec::new(),
-            remove: Vec::new(),
+            remove,
         });
     }
     let raw: RawHeaderEdits = fields::from_value(value)?;
@@ -253,6 +286,14 @@ mod tests {
     }
 
     #[test]
+    fn flat_empty_value_removes() {
+        let r = parse_proxy_rewrite(&json!({"headers": {"X-Drop": "", "X-Keep": "1"}})).unwrap();
+        assert_eq!(r.headers.remove.len(), 1);
+        assert_eq!(r.headers.remove[0].as_str(), "x-drop");
+        assert_eq!(r.headers.set.len(), 1);
+    }
+
+    #[test]
     fn structured_headers() {
         let r = parse_proxy_rewrite(&json!({"headers": {
             "set": {"a": "1"}, "add": {"b": "2"}, "remove": ["c"]
@@ -313,6 +354,13 @@ mod tests {
             ),
             (json!({"headers": []}), "headers", "expected an object"),
             (json!({"body": {"model": "x"}}), "body", "unknown field"),
+            (json!({"uri": "/a#b"}), "uri", "`#`"),
+            (json!({"regex_body": []}), "regex_body", "not supported yet"),
+            (
+                json!({"regex_uri": ["^/a", "/".repeat(4097)]}),
+                "regex_uri[1]",
+                "at most 4096",
+            ),
         ];
         for (value, path, message) in cases {
             let err = parse_proxy_rewrite(&value).unwrap_err();

@@ -47,8 +47,8 @@ pub struct Arm {
     /// Path of the arm inside the plugin config (`rules[0].weighted_upstreams[1]`, or
     /// `rules[1]` in the shorthand), for errors found later (dangling `upstream_id`).
     pub path: String,
-    /// Stable identity of the arm: hash of its canonical JSON (chash keys stay put when
-    /// other arms change).
+    /// Stable identity of the arm: hash of its canonical target and rewrite, without
+    /// weight or name (chash keys stay put when weights or other arms change).
     pub id: u64,
 }
 
@@ -351,15 +351,18 @@ fn parse_arm(value: &Value, path: &str) -> Result<(Arm, String), ConfigError> {
         .rewrite
         .as_ref()
         .map_or_else(|| "none".to_owned(), fields::canonical_json);
+    // The identity leaves out weight and name: a chash arm keeps its keys when only its
+    // weight changes. It is unique within a rule (duplicates are rejected).
+    let identity = format!("{target_identity}|{rewrite_identity}");
     let arm = Arm {
         name: raw.name,
         weight,
         target,
         rewrite,
         path: path.to_owned(),
-        id: crate::select::stable_hash(fields::canonical_json(value).as_bytes()),
+        id: crate::select::stable_hash(identity.as_bytes()),
     };
-    Ok((arm, format!("{target_identity}|{rewrite_identity}")))
+    Ok((arm, identity))
 }
 
 fn parse_balancer(value: &Value) -> Result<ArmBalancer, ConfigError> {
