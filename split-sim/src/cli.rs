@@ -1,0 +1,27 @@
+//! The `split-sim` command line: one subcommand per tool.
+
+use crate::upstream::cli::UpstreamArgs;
+
+/// Simulate traffic splits offline, load-check a live gateway, mock an OpenAI-compatible
+/// LLM API.
+#[derive(Debug, clap::Parser)]
+#[command(name = "split-sim", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run an OpenAI-compatible mock LLM server (HTTP/HTTPS, SSE, faults).
+    Upstream(UpstreamArgs),
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Upstream(args) => crate::upstream::cli::run(&args).map(|()| 0),
+    }
+}
