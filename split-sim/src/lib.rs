@@ -7,5 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod client;
 pub mod units;
 pub mod upstream;

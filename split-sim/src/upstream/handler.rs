@@ -182,6 +182,9 @@ impl State {
                         Some((Ok(Frame::data(bytes)), events))
                     }
                     Event::Reset => {
+                        // Pause so hyper flushes the chunks already written: the client
+                        // must see exactly N chunks before the connection drops.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                         stats.reset();
                         events.clear();
                         let err = io::Error::new(io::ErrorKind::ConnectionReset, "injected reset");

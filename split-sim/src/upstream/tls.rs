@@ -43,26 +43,3 @@ pub fn self_signed(names: &[String]) -> io::Result<SelfSigned> {
         server_config: Arc::new(config),
     })
 }
-
-/// A rustls client config that trusts exactly `cert_pem` (for tests and `split-sim load`
-/// against the mock). ALPN offers http/1.1 only.
-pub fn client_config_trusting(cert_pem: &str) -> io::Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut cert_pem.as_bytes()) {
-        roots.add(cert?).map_err(io::Error::other)?;
-    }
-    if roots.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "no certificate found in PEM",
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
