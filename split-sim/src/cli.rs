@@ -1,5 +1,6 @@
 //! The `split-sim` command line: one subcommand per tool.
 
+use crate::load::cli::LoadArgs;
 use crate::upstream::cli::UpstreamArgs;
 
 /// Simulate traffic splits offline, load-check a live gateway, mock an OpenAI-compatible
@@ -17,11 +18,14 @@ pub struct Cli {
 pub enum Command {
     /// Run an OpenAI-compatible mock LLM server (HTTP/HTTPS, SSE, faults).
     Upstream(UpstreamArgs),
+    /// Send N real requests to a running gateway and check the per-arm split.
+    Load(LoadArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Upstream(args) => crate::upstream::cli::run(&args).map(|()| 0),
+        Command::Load(args) => crate::load::cli::run(&args),
     }
 }

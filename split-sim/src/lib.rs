@@ -8,5 +8,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod load;
+pub mod stats;
 pub mod units;
 pub mod upstream;
