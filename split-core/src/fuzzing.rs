@@ -1,3 +1,434 @@
 //! Fuzz entry points (feature `fuzzing`): each takes raw bytes, exercises one part of
 //! the core and asserts its invariants. The cargo-fuzz targets are 3-line shims into
 //! these functions, and a stable test replays `fuzz/corpus/*` through them.
+//!
+//! Every function accepts any bytes: input that does not parse is simply not explored
+//! further. An `assert!` failing here is a bug in the core (a broken invariant), exactly
+//! like a panic inside the core would be.
+//!
+//! Input layouts (chosen so corpus files stay readable):
+//! - [`config_json`]: one JSON object, validated as every resource kind.
+//! - [`expr`]: line 1 a `vars` JSON array; then a request like HTTP/1.1 text
+//!   (`METHOD /path?query`, `Name: value` headers, an optional `X-Fuzz-Remote: ip`
+//!   pseudo header, a blank line, the body).
+//! - [`select`]: byte 0 = arm count − 1 (mod 8), then one little-endian `u16` weight per
+//!   arm, then 8 bytes of ticket.
+//! - [`rewrite`]: lines `regex`, `template`, `path`, `query`; the rest is a JSON body.
+//!   A valid JSON object input is also parsed as a whole rewrite object.
+//! - [`admin_token`]: lines `query`, `X-API-KEY` value, `Cookie` value, remote IP,
+//!   comma-separated allow-list.
+//! - [`gateway_yaml`] / [`standalone`]: the document text.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde_json::{json, Value};
+
+use crate::admin_auth::{extract_token, validate_keys, AdminAuth, AdminKey, AuthDecision, Role};
+use crate::config::gateway::GatewayConfig;
+use crate::config::standalone::{self, Format};
+use crate::config::ResourceKind;
+use crate::expr::Expr;
+use crate::request::{Request, VarError};
+use crate::rewrite::Rewrite;
+use crate::select::Schedule;
+use crate::snapshot::validate_object;
+
+/// Longest window [`select`] checks exactly (bounds the per-input work).
+const MAX_CHECKED_PERIOD: u64 = 4096;
+
+/// Route/upstream/... JSON → validation as every kind: never panics, and the verdict
+/// is the same after a serialise → parse round trip of the input.
+pub fn config_json(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let Ok(text) = serde_json::to_string(&value) else {
+        return;
+    };
+    let again: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => panic!("serde_json re-parse of its own output failed: {e}"),
+    };
+    for kind in ResourceKind::ALL {
+        let first = validate_object(kind, "1", &value);
+        let second = validate_object(kind, "1", &again);
+        assert_eq!(first, second, "{kind:?}: validation is not deterministic");
+        if let Err(e) = first {
+            assert!(
+                !e.message.is_empty(),
+                "{kind:?}: empty error message at {:?}",
+                e.path
+            );
+        }
+    }
+}
+
+/// A parsed fuzz request (owned parts the borrowed [`Request`] points into).
+struct FuzzRequest {
+    method: http::Method,
+    path: String,
+    query: Option<String>,
+    host: Option<String>,
+    headers: http::HeaderMap,
+    remote: IpAddr,
+    body: Vec<u8>,
+}
+
+impl FuzzRequest {
+    fn parse(text: &str) -> FuzzRequest {
+        let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
+        let mut lines = head.lines();
+        let mut req = FuzzRequest {
+            method: http::Method::GET,
+            path: "/".to_owned(),
+            query: None,
+            host: None,
+            headers: http::HeaderMap::new(),
+            remote: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            body: body.as_bytes().to_vec(),
+        };
+        if let Some(line) = lines.next() {
+            let (method, target) = line.split_once(' ').unwrap_or((line, "/"));
+            if let Ok(m) = http::Method::from_bytes(method.as_bytes()) {
+                req.method = m;
+            }
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p, Some(q.to_owned())),
+                None => (target, None),
+            };
+            req.path = if path.starts_with('/') {
+                path.to_owned()
+            } else {
+                format!("/{path}")
+            };
+            req.query = query;
+        }
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("x-fuzz-remote") {
+                if let Ok(ip) = value.parse() {
+                    req.remote = crate::request::normalize_ip(ip);
+                }
+                continue;
+            }
+            if name.eq_ignore_ascii_case("host") {
+                req.host = Some(value.to_owned());
+            }
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name.trim().as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                req.headers.append(n, v);
+            }
+        }
+        req
+    }
+
+    fn view(&self, with_body: bool) -> Request<'_> {
+        Request {
+            method: &self.method,
+            host: self.host.as_deref(),
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+            remote_addr: self.remote,
+            remote_port: 40000,
+            body: with_body.then_some(self.body.as_slice()),
+            consumer: None,
+            route_id: Some("1"),
+        }
+    }
+}
+
+/// `vars` JSON → compile → eval on a request: never panics; `NeedBody` only when the
+/// expression says it needs the body, and never once the body is there; evaluation is
+/// deterministic.
+pub fn expr(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let Ok(value) = serde_json::from_str::<Value>(first) else {
+        return;
+    };
+    let Ok(compiled) = Expr::compile(&value) else {
+        return;
+    };
+    let req = FuzzRequest::parse(rest);
+    let without = compiled.eval(&req.view(false));
+    if without == Err(VarError::NeedBody) {
+        assert!(
+            compiled.needs_body(),
+            "NeedBody from an expression that claims not to read the body"
+        );
+    }
+    let with = compiled.eval(&req.view(true));
+    assert!(with.is_ok(), "NeedBody although the body was given");
+    assert_eq!(
+        with,
+        compiled.eval(&req.view(true)),
+        "evaluation is not deterministic"
+    );
+    if !compiled.needs_body() {
+        assert_eq!(
+            without, with,
+            "a body-free expression changed its verdict with a body"
+        );
+    }
+}
+
+/// Weights + ticket → roundrobin schedule: the arm is in range; a zero-weight arm is
+/// never picked unless all weights are zero; one window of `period()` tickets from the
+/// fuzzed ticket holds exactly `w_i / gcd(w)` picks of each arm.
+pub fn select(data: &[u8]) {
+    let Some((&n, rest)) = data.split_first() else {
+        return;
+    };
+    let arms = usize::from(n % 8) + 1;
+    if rest.len() < arms * 2 {
+        return;
+    }
+    let weights: Vec<u32> = rest[..arms * 2]
+        .chunks_exact(2)
+        .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
+        .collect();
+    let mut ticket_bytes = [0u8; 8];
+    for (dst, src) in ticket_bytes.iter_mut().zip(&rest[arms * 2..]) {
+        *dst = *src;
+    }
+    let ticket = u64::from_le_bytes(ticket_bytes);
+
+    let schedule = Schedule::new(&weights);
+    let all_zero = weights.iter().all(|w| *w == 0);
+    let effective: Vec<u64> = weights
+        .iter()
+        .map(|w| if all_zero { 1 } else { u64::from(*w) })
+        .collect();
+    let g = effective.iter().copied().fold(0, gcd);
+    let period: u64 = effective.iter().map(|w| w / g).sum();
+    assert_eq!(schedule.period(), period, "period for weights {weights:?}");
+
+    let check = |t: u64| -> usize {
+        let arm = match schedule.arm_at(t) {
+            Some(a) => a,
+            None => panic!("no arm for ticket {t} with weights {weights:?}"),
+        };
+        assert!(arm < arms, "arm {arm} out of range for {weights:?}");
+        assert!(
+            effective[arm] > 0,
+            "zero-weight arm {arm} picked for {weights:?}"
+        );
+        arm
+    };
+    check(ticket);
+    check(u64::MAX);
+    if period <= MAX_CHECKED_PERIOD {
+        let start = ticket.min(u64::MAX - period);
+        let mut counts = vec![0u64; arms];
+        for t in start..start + period {
+            counts[check(t)] += 1;
+        }
+        let expected: Vec<u64> = effective.iter().map(|w| w / g).collect();
+        assert_eq!(counts, expected, "window from {start} for {weights:?}");
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// regex_uri / uri / headers / body rewrites: never panic; a rewritten target starts
+/// with `/` and is a valid HTTP path-and-query; a body rewrite keeps untouched fields.
+pub fn rewrite(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        if let Ok(r) = Rewrite::from_json(&v) {
+            check_rewrite(&r, "/fuzz/path", Some("a=1"));
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-client", http::HeaderValue::from_static("1"));
+            r.apply_headers(&mut headers);
+            for name in &r.headers.remove {
+                assert!(
+                    headers.get(name).is_none(),
+                    "removed header {name} still present"
+                );
+            }
+        }
+    }
+    let mut lines = text.splitn(5, '\n');
+    let regex = lines.next().unwrap_or("");
+    let template = lines.next().unwrap_or("");
+    let path = lines.next().unwrap_or("/");
+    let query = lines.next();
+    let body = lines.next().unwrap_or("");
+    let path = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+
+    if let Ok(r) = Rewrite::from_json(&json!({ "regex_uri": [regex, template] })) {
+        check_rewrite(&r, &path, query);
+    }
+    if let Ok(r) = Rewrite::from_json(&json!({ "uri": template })) {
+        check_rewrite(&r, &path, query);
+    }
+    if let Ok(r) = Rewrite::from_json(&json!({ "body": {"model": regex, "drop": null} })) {
+        if let Ok(Some(out)) = r.apply_body(body.as_bytes()) {
+            let before: serde_json::Map<String, Value> = match serde_json::from_str(body) {
+                Ok(m) => m,
+                Err(e) => panic!("apply_body accepted a body that is not an object: {e}"),
+            };
+            let after: serde_json::Map<String, Value> = match serde_json::from_slice(&out) {
+                Ok(m) => m,
+                Err(e) => panic!("apply_body produced invalid JSON: {e}"),
+            };
+            assert_eq!(after.get("model"), Some(&json!(regex)));
+            assert!(!after.contains_key("drop"));
+            for (k, v) in &before {
+                if k != "model" && k != "drop" {
+                    assert_eq!(after.get(k), Some(v), "untouched field {k:?} changed");
+                }
+            }
+        }
+    }
+}
+
+fn check_rewrite(r: &Rewrite, path: &str, query: Option<&str>) {
+    // A query taken from the fuzz input may hold bytes a real (parsed) request could
+    // not; the invariant is about what the rewrite itself produces.
+    let query = query.filter(|q| {
+        !q.contains('#') && format!("/?{q}").parse::<http::uri::PathAndQuery>().is_ok()
+    });
+    if let Some(out) = r.apply_uri(path, query) {
+        assert!(
+            out.starts_with('/'),
+            "rewritten target {out:?} does not start with /"
+        );
+        assert!(
+            out.parse::<http::uri::PathAndQuery>().is_ok(),
+            "rewritten target {out:?} is not a valid path-and-query"
+        );
+    }
+}
+
+/// Token extraction + allow-list + key check: never panics, and the decision equals a
+/// plain (non-constant-time) reference implementation in which the last matching key
+/// decides.
+pub fn admin_token(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let query = lines.next().filter(|q| !q.is_empty());
+    let header = lines.next().unwrap_or("");
+    let cookie = lines.next().unwrap_or("");
+    let remote: IpAddr = lines
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let allow: Vec<ipnet::IpNet> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(header) {
+        if !header.is_empty() {
+            headers.insert("x-api-key", v);
+        }
+    }
+    if let Ok(v) = http::HeaderValue::from_str(cookie) {
+        headers.insert(http::header::COOKIE, v);
+    }
+    let token = extract_token(query, &headers);
+
+    let keys = vec![
+        AdminKey {
+            name: "admin".into(),
+            key: "edd1c9f034335f136f87ad84b625c8f1edd1c9f0".into(),
+            role: Role::Admin,
+        },
+        AdminKey {
+            name: "viewer".into(),
+            key: "viewer-key".into(),
+            role: Role::Viewer,
+        },
+        AdminKey {
+            name: "fuzzed".into(),
+            key: header.to_owned(),
+            role: if header.len() % 2 == 0 {
+                Role::Admin
+            } else {
+                Role::Viewer
+            },
+        },
+    ];
+    let auth = AdminAuth {
+        keys,
+        required: true,
+        allow: allow.clone(),
+    };
+    for method in [http::Method::GET, http::Method::PUT] {
+        let got = auth.check(remote, token.as_deref(), &method);
+        let normalized = crate::request::normalize_ip(remote);
+        let allowed = allow.is_empty()
+            || allow
+                .iter()
+                .any(|n| n.contains(&normalized) || n.contains(&remote));
+        let expected = if !allowed {
+            AuthDecision::Forbidden
+        } else {
+            match token.as_deref() {
+                None => AuthDecision::Unauthorized("missing apikey"),
+                Some(t) => match auth.keys.iter().rev().find(|k| k.key == t) {
+                    None => AuthDecision::Unauthorized("wrong apikey"),
+                    Some(k) if k.role == Role::Viewer && method != http::Method::GET => {
+                        AuthDecision::Unauthorized("invalid method for role viewer")
+                    }
+                    Some(k) => AuthDecision::Allowed(Some(k.role)),
+                },
+            }
+        };
+        // Keys the policy would refuse (empty, duplicate) still compare exactly; with
+        // duplicates the last matching key decides the role.
+        assert_eq!(
+            got, expected,
+            "remote {remote}, token {token:?}, method {method}"
+        );
+    }
+}
+
+/// `config.yaml` text → settings: never panics; accepted keys satisfy the key policy.
+pub fn gateway_yaml(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let env = |name: &str| name.starts_with("SET").then(|| format!("value-of-{name}"));
+    if let Ok(cfg) = GatewayConfig::from_yaml(&text, &env) {
+        assert!(
+            validate_keys(&cfg.admin_keys).is_ok(),
+            "accepted keys break the key policy"
+        );
+        let auth = cfg.admin_auth();
+        assert!(!auth.allow.is_empty() || cfg.allow_admin == Some(Vec::new()));
+    }
+}
+
+/// Standalone YAML/JSON text → set: never panics; an accepted set renders to YAML that
+/// parses back to the same set.
+pub fn standalone(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for format in [Format::Yaml, Format::Json] {
+        if let Ok(set) = standalone::parse(&text, format) {
+            let rendered = standalone::render_yaml(&set);
+            match standalone::parse(&rendered, Format::Yaml) {
+                Ok(back) => assert_eq!(back, set, "round trip changed the set:\n{rendered}"),
+                Err(e) => panic!("rendered document does not parse: {e}\n{rendered}"),
+            }
+        }
+    }
+}

@@ -4,9 +4,21 @@
 //! headers; the simulator builds one from its traffic model. Variable lookup follows
 //! APISIX's `ctx.var` names (`arg_*`, `http_*`, `cookie_*`, `post_arg_*`, `post_arg.<path>`,
 //! `uri`, `host`, `remote_addr`, `request_method`, `consumer_name`, `route_id`, ...).
+//!
+//! Two views of a variable: [`Request::value`] keeps JSON types of body fields (what
+//! lua-resty-expr compares: `5 == "5"` is false in Lua) and [`Request::var`] renders
+//! everything as text (what chash keys and logs need).
+//!
+//! Body variables only need the body when the Content-Type makes them readable
+//! (`post_arg_*`: form; `post_arg.*`: JSON or form); otherwise they are absent and the
+//! body is never requested. Multipart bodies are not parsed (the variable is absent).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+
+mod args;
+mod body;
+pub mod jsonpath;
 
 /// One request as seen by the decision core. All fields borrow from the caller.
 #[derive(Debug, Clone)]
@@ -41,13 +53,164 @@ pub enum VarError {
     NeedBody,
 }
 
+/// A variable's value as lua-resty-expr sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VarValue<'a> {
+    /// A string (every non-body variable, and JSON strings).
+    Str(Cow<'a, str>),
+    /// A non-string JSON value from a body: number, boolean, null, array or object
+    /// (arrays also carry JSONPath results and repeated form fields; a bare form key or
+    /// query key is `true`). Never `Value::String`.
+    Json(serde_json::Value),
+}
+
+impl<'a> VarValue<'a> {
+    /// Wraps a JSON value, turning JSON strings into [`VarValue::Str`].
+    pub fn from_json(v: serde_json::Value) -> VarValue<'static> {
+        match v {
+            serde_json::Value::String(s) => VarValue::Str(Cow::Owned(s)),
+            other => VarValue::Json(other),
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            VarValue::Str(s) => Some(s),
+            VarValue::Json(_) => None,
+        }
+    }
+
+    /// Text form: strings as they are, other JSON values as compact JSON text
+    /// (`42`, `true`, `null`, `["a","b"]`).
+    pub fn into_text(self) -> Cow<'a, str> {
+        match self {
+            VarValue::Str(s) => s,
+            VarValue::Json(v) => Cow::Owned(v.to_string()),
+        }
+    }
+}
+
 impl<'a> Request<'a> {
     /// Looks up an APISIX variable. `Ok(None)` means the variable is absent (APISIX `nil`).
     ///
-    /// Lists (repeated query args) yield the first value, as APISIX does.
+    /// Lists (repeated query args) yield the first value, as APISIX does. Body fields that
+    /// are not strings are rendered as JSON text (see [`VarValue::into_text`]).
     pub fn var(&self, name: &str) -> Result<Option<Cow<'a, str>>, VarError> {
-        let _ = name;
-        todo!("request::Request::var")
+        Ok(self.value(name)?.map(VarValue::into_text))
+    }
+
+    /// True if `name` reads the request body (`post_arg_*`, `post_arg.*`), so
+    /// [`Request::var`] may answer [`VarError::NeedBody`].
+    pub fn needs_body_for(name: &str) -> bool {
+        name.starts_with("post_arg_") || name.starts_with("post_arg.")
+    }
+
+    /// Looks up an APISIX variable keeping body JSON types.
+    ///
+    /// - `uri`: path; `request_uri`: path and `?query`; `query_string`/`args`: raw query;
+    ///   `host`: lower case; `remote_addr`, `remote_port`, `request_method`;
+    ///   `consumer_name`, `route_id`.
+    /// - `arg_<n>`: first query value, `+` and `%XY` decoded (a bare `?n` is `true`).
+    /// - `http_<n>`: header, case-insensitive, `_` = `-`; repeated headers joined with
+    ///   `", "` (`"; "` for Cookie), as nginx does.
+    /// - `cookie_<n>`: cookie value, case-sensitive name, raw.
+    /// - `post_arg_<n>`: form field (Content-Type starts with
+    ///   `application/x-www-form-urlencoded`).
+    /// - `post_arg.<path>`: JSON or form body field, see [`jsonpath`] for JSONPath forms.
+    /// - Anything else (e.g. `scheme`, `server_port`, which this view does not carry): absent.
+    pub fn value(&self, name: &str) -> Result<Option<VarValue<'a>>, VarError> {
+        if let Some(n) = name.strip_prefix("arg_") {
+            return Ok(self.arg(n));
+        }
+        if let Some(n) = name.strip_prefix("http_") {
+            return Ok(self.header(n).map(VarValue::Str));
+        }
+        if let Some(n) = name.strip_prefix("cookie_") {
+            return Ok(self.cookie(n).map(|c| VarValue::Str(Cow::Borrowed(c))));
+        }
+        if let Some(n) = name.strip_prefix("post_arg_") {
+            if !body::is_form(self.content_type().as_deref()) {
+                return Ok(None);
+            }
+            let body = self.body.ok_or(VarError::NeedBody)?;
+            return Ok(body::form_arg(body, n));
+        }
+        if let Some(path) = name.strip_prefix("post_arg.") {
+            let kind = body::path_body_kind(self.content_type().as_deref());
+            if kind == body::BodyKind::Unsupported {
+                return Ok(None);
+            }
+            let body = self.body.ok_or(VarError::NeedBody)?;
+            return Ok(body::post_arg_path(body, kind, path));
+        }
+        let s: Option<Cow<'a, str>> = match name {
+            "uri" => Some(Cow::Borrowed(self.path)),
+            "request_uri" => Some(match self.query {
+                Some(q) => Cow::Owned(format!("{}?{q}", self.path)),
+                None => Cow::Borrowed(self.path),
+            }),
+            "query_string" | "args" => self.query.map(Cow::Borrowed),
+            "host" => self.host.map(lower),
+            "remote_addr" => Some(Cow::Owned(self.remote_addr.to_string())),
+            "remote_port" => Some(Cow::Owned(self.remote_port.to_string())),
+            "request_method" => Some(Cow::Borrowed(self.method.as_str())),
+            "consumer_name" => self.consumer.map(Cow::Borrowed),
+            "route_id" => self.route_id.map(Cow::Borrowed),
+            _ => None,
+        };
+        Ok(s.map(VarValue::Str))
+    }
+
+    fn arg(&self, name: &str) -> Option<VarValue<'a>> {
+        let first = args::arg_values(self.query?, name).into_iter().next()?;
+        Some(match first {
+            Some(v) => VarValue::Str(v),
+            None => VarValue::Json(serde_json::Value::Bool(true)),
+        })
+    }
+
+    fn header(&self, name: &str) -> Option<Cow<'a, str>> {
+        let name = name.to_ascii_lowercase().replace('_', "-");
+        let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
+        let mut values = self.headers.get_all(&name).iter();
+        let first = String::from_utf8_lossy(values.next()?.as_bytes());
+        let sep = if name == http::header::COOKIE {
+            "; "
+        } else {
+            ", "
+        };
+        let mut joined: Option<String> = None;
+        for v in values {
+            let acc = joined.get_or_insert_with(|| first.to_string());
+            acc.push_str(sep);
+            acc.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        }
+        Some(match joined {
+            Some(all) => Cow::Owned(all),
+            None => first,
+        })
+    }
+
+    fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|h| args::cookie(h, name))
+    }
+
+    fn content_type(&self) -> Option<Cow<'a, str>> {
+        let v = self.headers.get(http::header::CONTENT_TYPE)?;
+        Some(String::from_utf8_lossy(v.as_bytes()))
+    }
+}
+
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
     }
 }
 

@@ -1,5 +1,33 @@
 //! Request rewrites: `uri`, `regex_uri`, headers `set/add/remove`, JSON body field
 //! overrides (e.g. `model`), and the upstream Host per `pass_host`. Pure functions.
+//!
+//! Semantics (and where they differ from APISIX's `proxy-rewrite`):
+//! - `uri` wins over `regex_uri` when both are set (as in APISIX).
+//! - `regex_uri`: the **first** match of the regex on the path is replaced by the
+//!   template (`$1`, `${1}`, `${name}`, `$name`, `$$` for a literal `$`; a missing group
+//!   is empty), like `ngx.re.sub`. No match → the path is unchanged.
+//! - Query: if the rewritten target contains `?`, its query **replaces** the client's;
+//!   otherwise the client's raw query is kept. (APISIX instead appends the client's
+//!   query with `&`; split's rule keeps the upstream query fully under the config's
+//!   control.)
+//! - The rewritten path is made URI-safe: bytes that may not appear in a path (space,
+//!   controls, non-ASCII, `"<>\^`{|}#`) are percent-encoded, as APISIX's
+//!   `uri_safe_encode` does; `%` is kept only when it starts a valid `%XX` escape.
+//! - A rewrite that would produce a path not starting with `/` (e.g. a template `$1`
+//!   whose capture is empty) is not applied: the original target is used. A broken
+//!   upstream request line is worse than an unrewritten one, and config validation
+//!   already refuses a `uri` without a leading `/`.
+//! - Headers: **add, then set, then remove** — the order of APISIX's `proxy-rewrite`
+//!   code (`create_header_operation` + `rewrite`), which is what requests actually see
+//!   (some APISIX docs list "add, remove, set"; the code is the reference here). A
+//!   `set` with several values for one name replaces the header once, then appends.
+//! - Body: top-level fields of a JSON object body are set (`null` removes); other fields
+//!   keep their order. Numbers beyond `f64`/`u64` precision are re-serialised by
+//!   serde_json and may change textually.
+
+mod parse;
+
+use std::borrow::Cow;
 
 use crate::config::upstream::{PassHost, Upstream};
 
@@ -38,6 +66,13 @@ pub struct HeaderEdits {
     pub remove: Vec<http::HeaderName>,
 }
 
+impl HeaderEdits {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
 /// Errors while applying a rewrite to a request (not config errors).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -51,20 +86,89 @@ impl Rewrite {
     /// The upstream path-and-query for a client `path` and `query`
     /// (`None` = unchanged). Result always starts with `/`.
     pub fn apply_uri(&self, path: &str, query: Option<&str>) -> Option<String> {
-        let _ = (path, query);
-        todo!("rewrite::Rewrite::apply_uri")
+        let target: Cow<'_, str> = if let Some(uri) = &self.uri {
+            Cow::Borrowed(uri.as_str())
+        } else if let Some(re) = &self.regex_uri {
+            let caps = re.regex.captures(path)?;
+            // `captures` matched, so group 0 exists.
+            let whole = caps.get(0)?;
+            let mut out = String::with_capacity(path.len() + re.template.len());
+            out.push_str(&path[..whole.start()]);
+            expand_template(&re.template, &caps, &re.regex, &mut out);
+            out.push_str(&path[whole.end()..]);
+            Cow::Owned(out)
+        } else {
+            return None;
+        };
+        let (new_path, own_query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target.as_ref(), None),
+        };
+        if !new_path.starts_with('/') {
+            return None;
+        }
+        let mut out = String::with_capacity(new_path.len() + query.map_or(0, |q| q.len() + 1) + 1);
+        safe_encode_into(new_path, &mut out);
+        match (own_query, query) {
+            // The rewrite's query replaces the client's; it comes from config, so it is
+            // made URI-safe like the path.
+            (Some(q), _) if !q.is_empty() => {
+                out.push('?');
+                safe_encode_into(q, &mut out);
+            }
+            (Some(_), _) => {}
+            // The client's query is forwarded raw, exactly as received.
+            (None, Some(q)) if !q.is_empty() => {
+                out.push('?');
+                out.push_str(q);
+            }
+            (None, _) => {}
+        }
+        Some(out)
     }
 
-    /// Applies header edits in place.
+    /// Applies header edits in place: add, then set, then remove.
     pub fn apply_headers(&self, headers: &mut http::HeaderMap) {
-        let _ = headers;
-        todo!("rewrite::Rewrite::apply_headers")
+        for (name, value) in &self.headers.add {
+            headers.append(name.clone(), value.clone());
+        }
+        for (i, (name, value)) in self.headers.set.iter().enumerate() {
+            // The first value of a name replaces, later values of the same name append.
+            if self.headers.set[..i].iter().any(|(n, _)| n == name) {
+                headers.append(name.clone(), value.clone());
+            } else {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        for name in &self.headers.remove {
+            headers.remove(name);
+        }
     }
 
     /// Applies JSON body overrides; `Ok(None)` when there is no body rewrite.
     pub fn apply_body(&self, body: &[u8]) -> Result<Option<Vec<u8>>, RewriteError> {
-        let _ = body;
-        todo!("rewrite::Rewrite::apply_body")
+        let Some(fields) = &self.body else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| RewriteError::BodyNotJsonObject(format!("invalid JSON: {e}")))?;
+        let serde_json::Value::Object(mut map) = value else {
+            return Err(RewriteError::BodyNotJsonObject(format!(
+                "got {}",
+                json_kind(&value)
+            )));
+        };
+        for (k, v) in fields {
+            if v.is_null() {
+                map.shift_remove(k);
+            } else {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        // Serialising a `Value` built from parsed JSON cannot fail (string keys only).
+        let out =
+            serde_json::to_vec(&map).map_err(|e| RewriteError::BodyNotJsonObject(e.to_string()))?;
+        Ok(Some(out))
     }
 
     /// True if this rewrite needs the request body in memory.
@@ -73,14 +177,124 @@ impl Rewrite {
     }
 }
 
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Expands an ngx.re.sub-style template: `$N`, `${N}`, `${name}`, `$name`, `$$`.
+fn expand_template(
+    template: &str,
+    caps: &regex::Captures<'_>,
+    regex: &regex::Regex,
+    out: &mut String,
+) {
+    let group = |key: &str| -> Option<usize> {
+        if key.bytes().all(|b| b.is_ascii_digit()) {
+            key.parse::<usize>().ok()
+        } else {
+            regex.capture_names().position(|n| n == Some(key))
+        }
+    };
+    let push_group = |out: &mut String, key: &str| {
+        if let Some(m) = group(key).and_then(|i| caps.get(i)) {
+            out.push_str(m.as_str());
+        }
+    };
+    let mut rest = template;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => {
+                    push_group(out, &braced[..end]);
+                    rest = &braced[end + 1..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        } else {
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let len = if digits > 0 {
+                digits
+            } else {
+                after
+                    .bytes()
+                    .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    .count()
+            };
+            if len == 0 {
+                out.push('$');
+            } else {
+                push_group(out, &after[..len]);
+            }
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
+}
+
+/// Appends `s` with every byte that may not appear raw in a URI path or query
+/// percent-encoded; an existing valid `%XX` escape is kept.
+fn safe_encode_into(s: &str, out: &mut String) {
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let keep = match b {
+            b'%' => {
+                bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => true,
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+            | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'[' | b']' => true,
+            _ => false,
+        };
+        if keep {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+}
+
 /// The Host header to send upstream: `pass` keeps the client's, `node` uses the node's
-/// host (with `:port` unless it is the scheme default), `rewrite` uses `upstream_host`.
+/// host (with `:port` unless it is the scheme default; IPv6 in brackets), `rewrite` uses
+/// `upstream_host`. A rewrite's own `host` is applied by the caller on top of this.
 pub fn upstream_host(
     upstream: &Upstream,
     client_host: Option<&str>,
     node_host: &str,
     node_port: u16,
 ) -> Option<String> {
-    let _ = (upstream, client_host, node_host, node_port, PassHost::Pass);
-    todo!("rewrite::upstream_host")
+    match &upstream.pass_host {
+        PassHost::Pass => client_host.map(str::to_owned),
+        PassHost::Rewrite(host) => Some(host.clone()),
+        PassHost::Node => {
+            let host = if node_host.contains(':') && !node_host.starts_with('[') {
+                format!("[{node_host}]")
+            } else {
+                node_host.to_owned()
+            };
+            if node_port == upstream.scheme.default_port() {
+                Some(host)
+            } else {
+                Some(format!("{host}:{node_port}"))
+            }
+        }
+    }
 }

@@ -37,58 +37,13 @@ pub trait Select {
     }
 }
 
-/// Deterministic weighted round robin: an immutable schedule indexed by ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schedule {
-    _private: (),
-}
+mod random;
+mod rendezvous;
+mod schedule;
 
-impl Schedule {
-    /// Builds the schedule for `weights` in config order. O(arms) memory (a small lookup
-    /// table is allowed only for small periods; never memory proportional to weights).
-    pub fn new(weights: &[u32]) -> Schedule {
-        let _ = weights;
-        todo!("select::Schedule::new")
-    }
-    /// The arm for `ticket`.
-    pub fn arm_at(&self, ticket: u64) -> Option<ArmIndex> {
-        let _ = ticket;
-        todo!("select::Schedule::arm_at")
-    }
-    /// `sum(w)/gcd(w)` over the effective weights: the window with exact counts.
-    pub fn period(&self) -> u64 {
-        todo!("select::Schedule::period")
-    }
-}
-
-/// Reproducible weighted random selection: ChaCha keyed by (`seed`, `ticket`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeededRandom {
-    _private: (),
-}
-
-impl SeededRandom {
-    /// Builds a selector for `weights` with `seed`.
-    pub fn new(weights: &[u32], seed: u64) -> SeededRandom {
-        let _ = (weights, seed);
-        todo!("select::SeededRandom::new")
-    }
-}
-
-/// Weighted rendezvous (highest random weight) hashing on a sticky key.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rendezvous {
-    _private: (),
-}
-
-impl Rendezvous {
-    /// Builds a selector; `arm_ids` are stable identities of the arms (so reordering or
-    /// editing other arms does not move keys), `weights` their weights.
-    pub fn new(arm_ids: &[u64], weights: &[u32]) -> Rendezvous {
-        let _ = (arm_ids, weights);
-        todo!("select::Rendezvous::new")
-    }
-}
+pub use random::SeededRandom;
+pub use rendezvous::Rendezvous;
+pub use schedule::{Schedule, TABLE_MAX_PERIOD};
 
 /// The three selectors behind one type, as compiled from config.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +54,28 @@ pub enum Selector {
     Random(SeededRandom),
     /// `chash`; with no key the pick falls back to the round-robin schedule.
     Chash(Rendezvous, Schedule),
+}
+
+impl Select for Selector {
+    fn len(&self) -> usize {
+        match self {
+            Selector::RoundRobin(s) => s.len(),
+            Selector::Random(r) => Select::len(r),
+            Selector::Chash(r, _) => Select::len(r),
+        }
+    }
+
+    #[inline]
+    fn pick(&self, input: PickInput<'_>) -> Option<ArmIndex> {
+        match self {
+            Selector::RoundRobin(s) => s.arm_at(input.ticket),
+            Selector::Random(r) => r.arm_at(input.ticket),
+            Selector::Chash(r, s) => match input.key {
+                Some(key) => r.arm_for(key),
+                None => s.arm_at(input.ticket),
+            },
+        }
+    }
 }
 
 /// A stable 64-bit hash of bytes (FNV-1a + splitmix64 finalizer); identical on every

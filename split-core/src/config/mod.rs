@@ -12,13 +12,17 @@
 //! - [`traffic_split`]: the `traffic-split` plugin in both the APISIX schema and the
 //!   guide's shorthand.
 //! - [`service`], [`consumer`]: Service and Consumer.
+//! - [`proxy_rewrite`]: the `proxy-rewrite` plugin and per-arm rewrites.
+//! - [`fields`]: shared field parsers (paths, ids, labels, timeouts, canonical JSON).
 //! - [`gateway`]: `config.yaml` in both the guide's and the APISIX 3.x form.
 //! - [`standalone`]: declarative `apisix.yaml` / JSON documents.
 //! - [`ResourceKind`]: the Admin API resource kinds.
 
 pub mod consumer;
+pub mod fields;
 pub mod gateway;
 pub mod plugins;
+pub mod proxy_rewrite;
 pub mod route;
 pub mod service;
 pub mod standalone;

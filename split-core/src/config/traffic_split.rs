@@ -12,7 +12,12 @@
 
 use std::sync::Arc;
 
-use crate::config::upstream::{HashOn, Upstream};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::fields;
+use crate::config::proxy_rewrite::parse_arm_rewrite;
+use crate::config::upstream::{parse_hash_on, HashOn, Upstream};
 use crate::expr::Expr;
 use crate::rewrite::Rewrite;
 use crate::ConfigError;
@@ -39,6 +44,12 @@ pub struct Arm {
     pub target: ArmTarget,
     /// Per-arm rewrite.
     pub rewrite: Option<Rewrite>,
+    /// Path of the arm inside the plugin config (`rules[0].weighted_upstreams[1]`, or
+    /// `rules[1]` in the shorthand), for errors found later (dangling `upstream_id`).
+    pub path: String,
+    /// Stable identity of the arm: hash of its canonical target and rewrite, without
+    /// weight or name (chash keys stay put when weights or other arms change).
+    pub id: u64,
 }
 
 /// How a rule picks among its arms.
@@ -65,6 +76,9 @@ pub struct SplitRule {
     pub arms: Vec<Arm>,
     /// Arm balancer.
     pub balancer: ArmBalancer,
+    /// Stable hash of the canonical JSON of this rule's arms and balancer: selector state
+    /// survives edits elsewhere in the route.
+    pub fingerprint: u64,
 }
 
 /// A validated `traffic-split` plugin config.
@@ -74,11 +88,318 @@ pub struct TrafficSplit {
     pub rules: Vec<SplitRule>,
 }
 
+/// Most arms one rule may have (APISIX `weighted_upstreams` maxItems).
+pub const MAX_ARMS: usize = 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrafficSplit {
+    rules: Option<Vec<Value>>,
+}
+
+/// A rule in the APISIX shape.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    matches: Option<Vec<RawMatch>>,
+    weighted_upstreams: Option<Vec<Value>>,
+    balancer: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    vars: Option<Value>,
+}
+
+/// One arm: an item of `weighted_upstreams`, or a rule item of the shorthand.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArm {
+    name: Option<String>,
+    weight: Option<i64>,
+    upstream_id: Option<Value>,
+    upstream: Option<Value>,
+    rewrite: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBalancer {
+    algorithm: Option<String>,
+    hash_on: Option<String>,
+    key: Option<String>,
+    seed: Option<u64>,
+}
+
+/// Keys that mark the APISIX rule shape and the shorthand arm shape.
+const RULE_KEYS: &[&str] = &["match", "weighted_upstreams", "balancer"];
+const ARM_KEYS: &[&str] = &["weight", "upstream", "upstream_id", "rewrite", "name"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Rule,
+    Shorthand,
+}
+
+impl Shape {
+    fn describe(self) -> &'static str {
+        match self {
+            Shape::Rule => "an APISIX rule (match/weighted_upstreams)",
+            Shape::Shorthand => "a shorthand arm (weight/upstream/rewrite)",
+        }
+    }
+}
+
+fn shape_of(rule: &Value) -> Result<Shape, ConfigError> {
+    let Value::Object(map) = rule else {
+        return Err(ConfigError::new("", "expected an object"));
+    };
+    let rule_key = map.keys().find(|k| RULE_KEYS.contains(&k.as_str()));
+    let arm_key = map.keys().find(|k| ARM_KEYS.contains(&k.as_str()));
+    match (rule_key, arm_key) {
+        (Some(r), Some(a)) => Err(ConfigError::new(
+            "",
+            format!(
+                "mixes `{r}` (APISIX rule shape) with `{a}` (shorthand arm shape); put arms \
+                 under `weighted_upstreams`"
+            ),
+        )),
+        (None, Some(_)) => Ok(Shape::Shorthand),
+        _ => Ok(Shape::Rule),
+    }
+}
+
 impl TrafficSplit {
     /// Parses the plugin config object (value of `plugins["traffic-split"]`). Paths are
     /// relative (`rules[0].weighted_upstreams[1].weight`).
     pub fn from_json(value: &serde_json::Value) -> Result<TrafficSplit, ConfigError> {
-        let _ = value;
-        todo!("config::traffic_split::TrafficSplit::from_json")
+        let raw: RawTrafficSplit = fields::from_value(value)?;
+        let rules = raw.rules.unwrap_or_default();
+        let mut shape = None;
+        for (i, rule) in rules.iter().enumerate() {
+            let this = shape_of(rule).map_err(|e| e.within(&format!("rules[{i}]")))?;
+            match shape {
+                None => shape = Some(this),
+                Some(first) if first != this => {
+                    return Err(ConfigError::new(
+                        format!("rules[{i}]"),
+                        format!(
+                            "is {} but rules[0] is {}; use one shape for all rules",
+                            this.describe(),
+                            first.describe()
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        match shape {
+            None => Ok(TrafficSplit::default()),
+            Some(Shape::Rule) => {
+                let rules = rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rule)| parse_rule(rule, &format!("rules[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(TrafficSplit { rules })
+            }
+            Some(Shape::Shorthand) => Ok(TrafficSplit {
+                rules: vec![parse_shorthand(&rules)?],
+            }),
+        }
+    }
+}
+
+fn parse_rule(value: &Value, path: &str) -> Result<SplitRule, ConfigError> {
+    let raw: RawRule = fields::from_value(value).map_err(|e| e.within(path))?;
+    let matches = raw
+        .matches
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let vars_path = format!("{path}.match[{i}].vars");
+            let vars = m.vars.clone().unwrap_or_else(|| Value::Array(Vec::new()));
+            Expr::compile(&vars).map_err(|e| {
+                ConfigError::new(
+                    vars_path,
+                    format!("failed to validate the 'vars' expression: {e}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let arms_path = fields_join(path, "weighted_upstreams");
+    let arm_values = match raw.weighted_upstreams {
+        // APISIX's default: one weight-only arm, i.e. the route's own upstream.
+        None => vec![serde_json::json!({"weight": 1})],
+        Some(items) => items,
+    };
+    let arms = parse_arms(&arm_values, &arms_path)?;
+    let (balancer, balancer_json) = match &raw.balancer {
+        None => (ArmBalancer::RoundRobin, Value::Null),
+        Some(b) => (
+            parse_balancer(b).map_err(|e| e.within(&fields_join(path, "balancer")))?,
+            b.clone(),
+        ),
+    };
+    Ok(SplitRule {
+        matches,
+        arms,
+        balancer,
+        fingerprint: fingerprint(&arm_values, &balancer_json),
+    })
+}
+
+fn parse_shorthand(items: &[Value]) -> Result<SplitRule, ConfigError> {
+    let arms = parse_arms(items, "rules")?;
+    Ok(SplitRule {
+        matches: Vec::new(),
+        arms,
+        balancer: ArmBalancer::RoundRobin,
+        fingerprint: fingerprint(items, &Value::Null),
+    })
+}
+
+fn fingerprint(arms: &[Value], balancer: &Value) -> u64 {
+    let doc = serde_json::json!({"arms": arms, "balancer": balancer});
+    crate::select::stable_hash(fields::canonical_json(&doc).as_bytes())
+}
+
+fn fields_join(parent: &str, child: &str) -> String {
+    crate::error::join(parent, child)
+}
+
+/// Parses arms at `path` (`rules[0].weighted_upstreams` or `rules`): 1..=20 items, unique
+/// names, no two arms with the same target and rewrite.
+fn parse_arms(items: &[Value], path: &str) -> Result<Vec<Arm>, ConfigError> {
+    if items.is_empty() || items.len() > MAX_ARMS {
+        return Err(ConfigError::new(
+            path,
+            format!("must have 1 to {MAX_ARMS} items (got {})", items.len()),
+        ));
+    }
+    let mut arms: Vec<Arm> = Vec::with_capacity(items.len());
+    let mut identities: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let arm_path = format!("{path}[{i}]");
+        let (arm, identity) = parse_arm(item, &arm_path)?;
+        if let Some(name) = &arm.name {
+            if let Some(j) = arms.iter().position(|a| a.name.as_ref() == Some(name)) {
+                return Err(ConfigError::new(
+                    fields_join(&arm_path, "name"),
+                    format!("duplicate arm name `{name}` (also used by {path}[{j}])"),
+                ));
+            }
+        }
+        if let Some(j) = identities.iter().position(|id| *id == identity) {
+            return Err(ConfigError::new(
+                arm_path,
+                format!(
+                    "duplicate arm (same upstream and rewrite as {path}[{j}]); merge their weights"
+                ),
+            ));
+        }
+        identities.push(identity);
+        arms.push(arm);
+    }
+    Ok(arms)
+}
+
+/// Parses one arm; also returns its identity (canonical target + rewrite) for the
+/// duplicate check.
+fn parse_arm(value: &Value, path: &str) -> Result<(Arm, String), ConfigError> {
+    let raw: RawArm = fields::from_value(value).map_err(|e| e.within(path))?;
+    let at = |field: &str| fields_join(path, field);
+    if let Some(name) = &raw.name {
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(ConfigError::new(at("name"), "must be 1 to 64 characters"));
+        }
+    }
+    let weight = match raw.weight {
+        None => 1,
+        Some(w) => fields::non_negative_u32(w, &at("weight"))?,
+    };
+    let (target, target_identity) = match (&raw.upstream_id, &raw.upstream) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                path,
+                "`upstream_id` and `upstream` are mutually exclusive (APISIX would silently \
+                 use upstream_id)",
+            ))
+        }
+        (Some(id), None) => {
+            let id = fields::parse_id(id, &at("upstream_id"))?;
+            (ArmTarget::UpstreamId(id.clone()), format!("id:{id}"))
+        }
+        (None, Some(upstream)) => {
+            let parsed = Upstream::from_json(upstream).map_err(|e| e.within(&at("upstream")))?;
+            (
+                ArmTarget::Inline(Arc::new(parsed)),
+                format!("inline:{}", fields::canonical_json(upstream)),
+            )
+        }
+        (None, None) => (ArmTarget::RouteUpstream, "route".to_owned()),
+    };
+    let rewrite = raw
+        .rewrite
+        .as_ref()
+        .map(|r| parse_arm_rewrite(r).map_err(|e| e.within(&at("rewrite"))))
+        .transpose()?;
+    let rewrite_identity = raw
+        .rewrite
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), fields::canonical_json);
+    // The identity leaves out weight and name: a chash arm keeps its keys when only its
+    // weight changes. It is unique within a rule (duplicates are rejected).
+    let identity = format!("{target_identity}|{rewrite_identity}");
+    let arm = Arm {
+        name: raw.name,
+        weight,
+        target,
+        rewrite,
+        path: path.to_owned(),
+        id: crate::select::stable_hash(identity.as_bytes()),
+    };
+    Ok((arm, identity))
+}
+
+fn parse_balancer(value: &Value) -> Result<ArmBalancer, ConfigError> {
+    let raw: RawBalancer = fields::from_value(value)?;
+    let algorithm = raw.algorithm.as_deref().unwrap_or("roundrobin");
+    if raw.seed.is_some() && algorithm != "random" {
+        return Err(ConfigError::new(
+            "seed",
+            "is only valid with algorithm `random`",
+        ));
+    }
+    if algorithm != "chash" {
+        if raw.hash_on.is_some() {
+            return Err(ConfigError::new(
+                "hash_on",
+                "is only valid with algorithm `chash`",
+            ));
+        }
+        if raw.key.is_some() {
+            return Err(ConfigError::new(
+                "key",
+                "is only valid with algorithm `chash`",
+            ));
+        }
+    }
+    match algorithm {
+        "roundrobin" => Ok(ArmBalancer::RoundRobin),
+        "random" => Ok(ArmBalancer::Random {
+            seed: raw.seed.unwrap_or(0),
+        }),
+        "chash" => Ok(ArmBalancer::Chash(parse_hash_on(
+            raw.hash_on.as_deref(),
+            raw.key.as_deref(),
+        )?)),
+        other => Err(ConfigError::new(
+            "algorithm",
+            format!("must be one of roundrobin, random, chash (got `{other}`)"),
+        )),
     }
 }

@@ -1,0 +1,315 @@
+//! Rewrites: uri / regex_uri / query, headers, JSON body, upstream Host, and parsing.
+
+use http::{HeaderMap, HeaderValue};
+use proptest::prelude::*;
+use serde_json::json;
+use split_core::config::upstream::{Balancer, KeepalivePool, PassHost, Scheme, Upstream};
+use split_core::rewrite::{upstream_host, Rewrite, RewriteError};
+
+fn rw(v: serde_json::Value) -> Rewrite {
+    Rewrite::from_json(&v).expect("valid rewrite")
+}
+
+#[test]
+fn uri_replaces_path_and_keeps_client_query() {
+    let r = rw(json!({"uri": "/v1/chat/completions"}));
+    assert_eq!(
+        r.apply_uri("/chat/completions", None).as_deref(),
+        Some("/v1/chat/completions")
+    );
+    assert_eq!(
+        r.apply_uri("/chat/completions", Some("a=1&b=%20"))
+            .as_deref(),
+        Some("/v1/chat/completions?a=1&b=%20")
+    );
+    assert_eq!(
+        r.apply_uri("/x", Some("")).as_deref(),
+        Some("/v1/chat/completions")
+    );
+}
+
+#[test]
+fn query_in_uri_replaces_client_query() {
+    let r = rw(json!({"uri": "/v2/chat?api-version=2024"}));
+    assert_eq!(
+        r.apply_uri("/chat", Some("a=1")).as_deref(),
+        Some("/v2/chat?api-version=2024")
+    );
+    let r = rw(json!({"uri": "/v2/chat?"}));
+    assert_eq!(
+        r.apply_uri("/chat", Some("a=1")).as_deref(),
+        Some("/v2/chat")
+    );
+}
+
+#[test]
+fn regex_uri_first_match_with_captures() {
+    let r = rw(json!({"regex_uri": ["^/api/(.*)/(.*)", "/$1-$2"]}));
+    assert_eq!(
+        r.apply_uri("/api/hello/world", Some("q=1")).as_deref(),
+        Some("/hello-world?q=1")
+    );
+    // No match → unchanged.
+    assert_eq!(r.apply_uri("/other", None), None);
+    // Only the first match is replaced; the rest of the path is kept.
+    let r = rw(json!({"regex_uri": ["/a", "/b"]}));
+    assert_eq!(r.apply_uri("/a/a/a", None).as_deref(), Some("/b/a/a"));
+    // Named groups, braces, `$$`, and digits right after a group.
+    let r = rw(json!({"regex_uri": ["^/(?P<ver>v\\d)/(.*)$", "/${ver}/x$2$$/${2}0/$9"]}));
+    assert_eq!(
+        r.apply_uri("/v1/chat", None).as_deref(),
+        Some("/v1/xchat$/chat0/")
+    );
+    let r = rw(json!({"regex_uri": ["^/(\\w+)", "/$1a"]}));
+    assert_eq!(r.apply_uri("/chat", None).as_deref(), Some("/chata"));
+}
+
+#[test]
+fn uri_wins_over_regex_uri() {
+    let r = rw(json!({"uri": "/fixed", "regex_uri": ["^/(.*)", "/re/$1"]}));
+    assert_eq!(r.apply_uri("/x", None).as_deref(), Some("/fixed"));
+}
+
+#[test]
+fn invalid_result_keeps_the_original() {
+    // The template drops the leading slash.
+    let r = rw(json!({"regex_uri": ["^/(.*)$", "$1"]}));
+    assert_eq!(r.apply_uri("/abc", None), None);
+    let r = rw(json!({"regex_uri": ["^/(.*)$", "/$1?x=1"]}));
+    assert_eq!(r.apply_uri("/abc", Some("y")).as_deref(), Some("/abc?x=1"));
+}
+
+#[test]
+fn decoded_path_is_re_encoded() {
+    let r = rw(json!({"regex_uri": ["^/in/(.*)$", "/out/$1"]}));
+    assert_eq!(
+        r.apply_uri("/in/a b/é/%zz/%41\"", None).as_deref(),
+        Some("/out/a%20b/%C3%A9/%25zz/%41%22")
+    );
+}
+
+#[test]
+fn no_uri_rewrite_is_unchanged() {
+    let r = rw(json!({"headers": {"set": {"x-a": "1"}}}));
+    assert_eq!(r.apply_uri("/x", Some("a=1")), None);
+}
+
+#[test]
+fn headers_add_then_set_then_remove() {
+    let r = rw(json!({"headers": {
+        "add": {"X-Tag": "a", "X-Both": "added"},
+        "set": {"X-Env": ["canary", "two"], "X-Both": "set"},
+        "remove": ["X-Drop", "X-Tag"]
+    }}));
+    let mut h = HeaderMap::new();
+    h.insert("x-env", HeaderValue::from_static("prod"));
+    h.insert("x-drop", HeaderValue::from_static("1"));
+    h.insert("x-tag", HeaderValue::from_static("client"));
+    h.insert("x-keep", HeaderValue::from_static("k"));
+    r.apply_headers(&mut h);
+    let all = |n: &str| {
+        h.get_all(n)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all("x-env"), ["canary", "two"]);
+    // add then set: set wins over the added value.
+    assert_eq!(all("x-both"), ["set"]);
+    // add then remove: removed, including the client's value.
+    assert!(all("x-tag").is_empty());
+    assert!(all("x-drop").is_empty());
+    assert_eq!(all("x-keep"), ["k"]);
+}
+
+#[test]
+fn headers_flat_form_sets_and_empty_removes() {
+    let r = rw(json!({"headers": {"X-Api-Version": "v2", "X-Remove": "", "X-Num": 3}}));
+    let mut h = HeaderMap::new();
+    h.insert("x-api-version", HeaderValue::from_static("v1"));
+    h.insert("x-remove", HeaderValue::from_static("1"));
+    r.apply_headers(&mut h);
+    assert_eq!(h.get("x-api-version").unwrap(), "v2");
+    assert_eq!(h.get("x-num").unwrap(), "3");
+    assert!(h.get("x-remove").is_none());
+}
+
+#[test]
+fn body_sets_and_removes_fields_keeping_order() {
+    let r = rw(json!({"body": {"model": "gpt-4o-mini", "user": null, "extra": {"a": 1}}}));
+    let out = r
+        .apply_body(br#"{"model":"gpt-4","messages":[{"role":"user","content":"ping"}],"user":"u","stream":true}"#)
+        .expect("object body")
+        .expect("body rewrite present");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ping"}],"stream":true,"extra":{"a":1}}"#
+    );
+}
+
+#[test]
+fn body_errors() {
+    let r = rw(json!({"body": {"model": "m"}}));
+    assert!(
+        matches!(r.apply_body(b"[1,2]"), Err(RewriteError::BodyNotJsonObject(m)) if m.contains("array"))
+    );
+    assert!(
+        matches!(r.apply_body(b"not json"), Err(RewriteError::BodyNotJsonObject(m)) if m.contains("invalid JSON"))
+    );
+    assert!(matches!(
+        r.apply_body(b""),
+        Err(RewriteError::BodyNotJsonObject(_))
+    ));
+    assert!(r.needs_body());
+    let none = rw(json!({"uri": "/x"}));
+    assert_eq!(none.apply_body(b"anything"), Ok(None));
+    assert!(!none.needs_body());
+}
+
+fn upstream(pass_host: PassHost, scheme: Scheme) -> Upstream {
+    Upstream {
+        id: None,
+        name: None,
+        balancer: Balancer::RoundRobin,
+        nodes: Vec::new(),
+        scheme,
+        pass_host,
+        timeout: None,
+        retries: None,
+        retry_timeout: None,
+        keepalive_pool: KeepalivePool::default(),
+    }
+}
+
+#[test]
+fn upstream_host_per_pass_host() {
+    let pass = upstream(PassHost::Pass, Scheme::Https);
+    assert_eq!(
+        upstream_host(&pass, Some("gw.local:9080"), "api.aimlapi.com", 443).as_deref(),
+        Some("gw.local:9080")
+    );
+    assert_eq!(upstream_host(&pass, None, "api.aimlapi.com", 443), None);
+
+    let node = upstream(PassHost::Node, Scheme::Https);
+    assert_eq!(
+        upstream_host(&node, Some("gw"), "api.aimlapi.com", 443).as_deref(),
+        Some("api.aimlapi.com")
+    );
+    assert_eq!(
+        upstream_host(&node, Some("gw"), "api.aimlapi.com", 8443).as_deref(),
+        Some("api.aimlapi.com:8443")
+    );
+    assert_eq!(
+        upstream_host(&node, None, "::1", 443).as_deref(),
+        Some("[::1]")
+    );
+    let node_http = upstream(PassHost::Node, Scheme::Http);
+    assert_eq!(
+        upstream_host(&node_http, None, "10.0.0.1", 80).as_deref(),
+        Some("10.0.0.1")
+    );
+    assert_eq!(
+        upstream_host(&node_http, None, "10.0.0.1", 443).as_deref(),
+        Some("10.0.0.1:443")
+    );
+    assert_eq!(
+        upstream_host(&node_http, None, "::1", 8080).as_deref(),
+        Some("[::1]:8080")
+    );
+
+    let rewrite = upstream(PassHost::Rewrite("internal.example".into()), Scheme::Http);
+    assert_eq!(
+        upstream_host(&rewrite, Some("gw"), "10.0.0.1", 80).as_deref(),
+        Some("internal.example")
+    );
+}
+
+#[test]
+fn parse_errors_name_the_field() {
+    let cases = [
+        (json!({"uri": "v1/chat"}), "uri"),
+        (json!({"uri": 5}), "uri"),
+        (json!({"uri": "/$arg_x"}), "uri"),
+        (json!({"uri": "/a b"}), "uri"),
+        (json!({"regex_uri": ["(", "/x"]}), "regex_uri[0]"),
+        (json!({"regex_uri": ["^/a"]}), "regex_uri"),
+        (
+            json!({"regex_uri": ["^/a", "/b", "^/c", "/d"]}),
+            "regex_uri",
+        ),
+        (json!({"regex_uri": ["^/a", 1]}), "regex_uri[1]"),
+        (json!({"host": "a b"}), "host"),
+        (
+            json!({"headers": {"set": {"bad name": "x"}}}),
+            "headers.set.bad name",
+        ),
+        (
+            json!({"headers": {"set": {"x-a": "$remote_addr"}}}),
+            "headers.set.x-a",
+        ),
+        (
+            json!({"headers": {"add": {"x-a": ["ok", "bad\n"]}}}),
+            "headers.add.x-a[1]",
+        ),
+        (json!({"headers": {"remove": "x-a"}}), "headers.remove"),
+        (json!({"headers": {"set": {}, "other": 1}}), "headers.other"),
+        (json!({"body": "model"}), "body"),
+        (json!({"method": "GET"}), "method"),
+        (json!({"urii": "/x"}), "urii"),
+    ];
+    for (v, path) in cases {
+        let e = Rewrite::from_json(&v).unwrap_err();
+        assert_eq!(e.path, path, "{v}: {e}");
+    }
+    assert!(Rewrite::from_json(&json!("x")).is_err());
+    let e = Rewrite::from_json(&json!({"regex_uri": ["^/a", "/b", "^/c", "/d"]})).unwrap_err();
+    assert!(e.message.contains("one [regex, template] pair"), "{e}");
+}
+
+#[test]
+fn guide_rewrites_parse() {
+    for uri in ["/v1/chat/completions", "/v2/chat/completions"] {
+        let r = rw(json!({ "uri": uri }));
+        assert_eq!(r.apply_uri("/chat/completions", None).as_deref(), Some(uri));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn apply_uri_output_starts_with_slash(
+        pattern in prop::sample::select(vec!["^/(.*)$", "(.*)", "a", "^/v(\\d+)/(.*)", "(?P<x>[a-z]*)", "", "/+", "$"]),
+        template in "[/a-z$0-9{}?]{0,12}",
+        path in "/[ -~é]{0,20}",
+        query in proptest::option::of("[a-z=&%]{0,8}"),
+    ) {
+        let r = rw(json!({"regex_uri": [pattern, template]}));
+        if let Some(out) = r.apply_uri(&path, query.as_deref()) {
+            prop_assert!(out.starts_with('/'), "{out:?}");
+            prop_assert!(out.bytes().all(|b| b.is_ascii_graphic()), "{out:?}");
+            prop_assert!(out.parse::<http::uri::PathAndQuery>().is_ok(), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn body_round_trip_keeps_untouched_fields(
+        fields in prop::collection::btree_map("[a-z]{1,6}", any::<i64>(), 0..8),
+        set_key in "[a-z]{1,6}",
+        set_val in "[ -~]{0,10}",
+    ) {
+        let mut body = serde_json::Map::new();
+        for (k, v) in &fields {
+            body.insert(k.clone(), json!(v));
+        }
+        let input = serde_json::to_vec(&body).unwrap();
+        let edit: serde_json::Map<String, serde_json::Value> = std::iter::once((set_key.clone(), json!(set_val))).collect();
+        let r = rw(json!({ "body": edit }));
+        let out = r.apply_body(&input).unwrap().unwrap();
+        let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out).unwrap();
+        prop_assert_eq!(parsed.get(&set_key), Some(&json!(set_val)));
+        let untouched_in: Vec<_> = body.iter().filter(|(k, _)| **k != set_key).collect();
+        let untouched_out: Vec<_> = parsed.iter().filter(|(k, _)| **k != set_key).collect();
+        prop_assert_eq!(untouched_in, untouched_out);
+    }
+}
