@@ -1,6 +1,7 @@
 //! The `split-sim` command line: one subcommand per tool.
 
 use crate::load::cli::LoadArgs;
+use crate::run::cli::RunArgs;
 use crate::upstream::cli::UpstreamArgs;
 
 /// Simulate traffic splits offline, load-check a live gateway, mock an OpenAI-compatible
@@ -20,6 +21,8 @@ pub enum Command {
     Upstream(UpstreamArgs),
     /// Send N real requests to a running gateway and check the per-arm split.
     Load(LoadArgs),
+    /// Simulate traffic through a split configuration offline (same code as the proxy).
+    Run(RunArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -27,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Upstream(args) => crate::upstream::cli::run(&args).map(|()| 0),
         Command::Load(args) => crate::load::cli::run(&args),
+        Command::Run(args) => crate::run::cli::run(&args),
     }
 }

@@ -35,11 +35,16 @@ pub fn expected_counts(weights: &[u32], total: u64) -> Vec<f64> {
 /// Chi-square test of `observed` against `weights` (same length).
 pub fn chi_square(observed: &[u64], weights: &[u32]) -> ChiSquare {
     let total: u64 = observed.iter().sum();
-    let expected = expected_counts(weights, total);
+    chi_square_expected(observed, &expected_counts(weights, total))
+}
+
+/// Chi-square test of `observed` against explicit `expected` counts (same length).
+pub fn chi_square_expected(observed: &[u64], expected: &[f64]) -> ChiSquare {
+    let total: u64 = observed.iter().sum();
     let mut statistic = 0.0;
     let mut cells = 0u32;
     let mut impossible = false;
-    for (o, e) in observed.iter().zip(&expected) {
+    for (o, e) in observed.iter().zip(expected) {
         if *e > 0.0 {
             let d = *o as f64 - e;
             statistic += d * d / e;
