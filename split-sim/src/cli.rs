@@ -1,6 +1,7 @@
 //! The `split-sim` command line: one subcommand per tool.
 
 use crate::load::cli::LoadArgs;
+use crate::replay::cli::ReplayArgs;
 use crate::run::cli::RunArgs;
 use crate::upstream::cli::UpstreamArgs;
 
@@ -23,6 +24,8 @@ pub enum Command {
     Load(LoadArgs),
     /// Simulate traffic through a split configuration offline (same code as the proxy).
     Run(RunArgs),
+    /// Replay an access log through a candidate configuration (or diff two).
+    Replay(ReplayArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -31,5 +34,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Upstream(args) => crate::upstream::cli::run(&args).map(|()| 0),
         Command::Load(args) => crate::load::cli::run(&args),
         Command::Run(args) => crate::run::cli::run(&args),
+        Command::Replay(args) => crate::replay::cli::run(&args),
     }
 }

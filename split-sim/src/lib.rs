@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod client;
 pub mod load;
+pub mod replay;
 pub mod run;
 pub mod stats;
 pub mod units;

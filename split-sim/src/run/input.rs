@@ -68,6 +68,25 @@ pub fn from_standalone(path: &Path, text: &str) -> anyhow::Result<ConfigSet> {
     standalone::parse(text, format).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// Reads any configuration file: `.yaml`/`.yml` → standalone YAML; JSON with a
+/// top-level `routes` or `upstreams` list → standalone JSON; other JSON → one route.
+pub fn load_any(path: &Path) -> anyhow::Result<ConfigSet> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    if is_yaml {
+        return from_standalone(path, &text);
+    }
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is neither YAML (by name) nor JSON", path.display()))?;
+    if value.get("routes").is_some() || value.get("upstreams").is_some() {
+        standalone::parse(&text, Format::Json)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    } else {
+        from_route_json(&text, None, &[])
+    }
+}
+
 /// Picks the target route: `id` if given, else the first route (in id order) that has a
 /// traffic-split rule.
 pub fn target(
