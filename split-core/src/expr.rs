@@ -33,7 +33,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::request::jsonpath::{is_jsonpath, JsonPath};
-use crate::request::{normalize_ip, Request, VarError, VarValue};
+use crate::request::{normalize_ip, Request, VarError, VarName, VarValue};
 
 mod lua;
 
@@ -60,7 +60,7 @@ enum LogicOp {
 
 #[derive(Debug, Clone)]
 struct Leaf {
-    var: String,
+    var: VarName,
     reverse: bool,
     op: Op,
 }
@@ -250,7 +250,7 @@ fn compile_leaf(expr: &[Value]) -> Result<Leaf, String> {
         other => return Err(format!("invalid operator '{other}'")),
     };
     Ok(Leaf {
-        var: var.clone(),
+        var: VarName::parse(var),
         reverse,
         op,
     })
@@ -318,7 +318,7 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
 fn node_needs_body(node: &Node) -> bool {
     match node {
         Node::Logic { items, .. } => items.iter().any(node_needs_body),
-        Node::Leaf(leaf) => Request::needs_body_for(&leaf.var),
+        Node::Leaf(leaf) => leaf.var.needs_body(),
     }
 }
 
@@ -348,7 +348,7 @@ fn eval_node(node: &Node, req: &Request<'_>) -> Result<bool, VarError> {
 }
 
 fn eval_leaf(leaf: &Leaf, req: &Request<'_>) -> Result<bool, VarError> {
-    let l = req.value(&leaf.var)?;
+    let l = req.value_of(&leaf.var)?;
     let l = l.as_ref();
     let hit = match &leaf.op {
         Op::Eq(r) => match r {

@@ -19,6 +19,10 @@ use std::net::IpAddr;
 mod args;
 mod body;
 pub mod jsonpath;
+mod var_name;
+
+use var_name::VarKind;
+pub use var_name::VarName;
 
 /// One request as seen by the decision core. All fields borrow from the caller.
 #[derive(Debug, Clone)]
@@ -113,69 +117,72 @@ impl<'a> Request<'a> {
     ///   `consumer_name`, `route_id`.
     /// - `arg_<n>`: first query value, `+` and `%XY` decoded (a bare `?n` is `true`).
     /// - `http_<n>`: header, case-insensitive, `_` = `-`; repeated headers joined with
-    ///   `", "` (`"; "` for Cookie), as nginx does.
+    ///   `", "` (`"; "` for Cookie), as nginx does. `http_host` falls back to
+    ///   [`Request::host`] when there is no Host header (HTTP/2).
     /// - `cookie_<n>`: cookie value, case-sensitive name, raw.
     /// - `post_arg_<n>`: form field (Content-Type starts with
     ///   `application/x-www-form-urlencoded`).
     /// - `post_arg.<path>`: JSON or form body field, see [`jsonpath`] for JSONPath forms.
     /// - Anything else (e.g. `scheme`, `server_port`, which this view does not carry): absent.
     pub fn value(&self, name: &str) -> Result<Option<VarValue<'a>>, VarError> {
-        if let Some(n) = name.strip_prefix("arg_") {
-            return Ok(self.arg(n));
-        }
-        if let Some(n) = name.strip_prefix("http_") {
-            return Ok(self.header(n).map(VarValue::Str));
-        }
-        if let Some(n) = name.strip_prefix("cookie_") {
-            return Ok(self.cookie(n).map(|c| VarValue::Str(Cow::Borrowed(c))));
-        }
-        if let Some(n) = name.strip_prefix("post_arg_") {
-            if !body::is_form(self.content_type().as_deref()) {
-                return Ok(None);
+        self.value_of(&VarName::parse(name))
+    }
+
+    /// [`Request::value`] for a name parsed once with [`VarName::parse`] (the fast path
+    /// for compiled expressions).
+    pub fn value_of(&self, var: &VarName) -> Result<Option<VarValue<'a>>, VarError> {
+        let s: Option<Cow<'a, str>> = match &var.kind {
+            VarKind::Arg(n) => return Ok(self.arg(n)),
+            VarKind::Header(Some(h)) if *h == http::header::HOST => {
+                // HTTP/2 carries the host in `:authority`, not a Host header.
+                self.header(h).or(self.host.map(Cow::Borrowed))
             }
-            let body = self.body.ok_or(VarError::NeedBody)?;
-            return Ok(body::form_arg(body, n));
-        }
-        if let Some(path) = name.strip_prefix("post_arg.") {
-            let kind = body::path_body_kind(self.content_type().as_deref());
-            if kind == body::BodyKind::Unsupported {
-                return Ok(None);
+            VarKind::Header(h) => h.as_ref().and_then(|h| self.header(h)),
+            VarKind::Cookie(n) => self.cookie(n).map(Cow::Borrowed),
+            VarKind::PostArg(n) => {
+                if !body::is_form(self.content_type().as_deref()) {
+                    return Ok(None);
+                }
+                let body = self.body.ok_or(VarError::NeedBody)?;
+                return Ok(body::form_arg(body, n));
             }
-            let body = self.body.ok_or(VarError::NeedBody)?;
-            return Ok(body::post_arg_path(body, kind, path));
-        }
-        let s: Option<Cow<'a, str>> = match name {
-            "uri" => Some(Cow::Borrowed(self.path)),
-            "request_uri" => Some(match self.query {
+            VarKind::PostPath(path) => {
+                let kind = body::path_body_kind(self.content_type().as_deref());
+                if kind == body::BodyKind::Unsupported {
+                    return Ok(None);
+                }
+                let body = self.body.ok_or(VarError::NeedBody)?;
+                return Ok(body::post_arg_path(body, kind, path));
+            }
+            VarKind::Uri => Some(Cow::Borrowed(self.path)),
+            VarKind::RequestUri => Some(match self.query {
                 Some(q) => Cow::Owned(format!("{}?{q}", self.path)),
                 None => Cow::Borrowed(self.path),
             }),
-            "query_string" | "args" => self.query.map(Cow::Borrowed),
-            "host" => self.host.map(lower),
-            "remote_addr" => Some(Cow::Owned(self.remote_addr.to_string())),
-            "remote_port" => Some(Cow::Owned(self.remote_port.to_string())),
-            "request_method" => Some(Cow::Borrowed(self.method.as_str())),
-            "consumer_name" => self.consumer.map(Cow::Borrowed),
-            "route_id" => self.route_id.map(Cow::Borrowed),
-            _ => None,
+            VarKind::QueryString => self.query.map(Cow::Borrowed),
+            VarKind::Host => self.host.map(lower),
+            VarKind::RemoteAddr => Some(Cow::Owned(self.remote_addr.to_string())),
+            VarKind::RemotePort => Some(Cow::Owned(self.remote_port.to_string())),
+            VarKind::Method => Some(Cow::Borrowed(self.method.as_str())),
+            VarKind::Consumer => self.consumer.map(Cow::Borrowed),
+            VarKind::RouteId => self.route_id.map(Cow::Borrowed),
+            VarKind::Unknown => None,
         };
         Ok(s.map(VarValue::Str))
     }
 
     fn arg(&self, name: &str) -> Option<VarValue<'a>> {
-        let first = args::arg_values(self.query?, name).into_iter().next()?;
-        Some(match first {
-            Some(v) => VarValue::Str(v),
+        let first = args::first_arg(self.query?, name)?;
+        Some(match first.value {
+            Some(v) => VarValue::Str(args::decode_component(v)),
             None => VarValue::Json(serde_json::Value::Bool(true)),
         })
     }
 
-    fn header(&self, name: &str) -> Option<Cow<'a, str>> {
-        let name = name.to_ascii_lowercase().replace('_', "-");
-        let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
-        let mut values = self.headers.get_all(&name).iter();
+    fn header(&self, name: &http::HeaderName) -> Option<Cow<'a, str>> {
+        let mut values = self.headers.get_all(name).iter();
         let first = String::from_utf8_lossy(values.next()?.as_bytes());
-        let sep = if name == http::header::COOKIE {
+        let sep = if *name == http::header::COOKIE {
             "; "
         } else {
             ", "

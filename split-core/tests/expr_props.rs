@@ -97,3 +97,30 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// Any `post_arg.<path>` (dotted or JSONPath, valid or not) on any JSON body.
+    #[test]
+    fn post_arg_paths_never_panic(path in "[a-z.\\[\\]*'\"0-9, -é]{0,16}", body in "[\\[\\]{}\":a-z0-9,. ]{0,40}") {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let method = Method::POST;
+        let req = Request {
+            method: &method,
+            host: None,
+            path: "/",
+            query: None,
+            headers: &headers,
+            remote_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            remote_port: 1,
+            body: Some(body.as_bytes()),
+            consumer: None,
+            route_id: None,
+        };
+        let name = format!("post_arg.{path}");
+        prop_assert!(req.var(&name).is_ok());
+        let _ = Expr::compile(&serde_json::json!([[name, "has", "x"]]));
+    }
+}

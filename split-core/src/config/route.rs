@@ -266,7 +266,7 @@ fn parse_methods(methods: &[String]) -> Result<Vec<http::Method>, ConfigError> {
                 format!("`{m}` is not one of {}", METHODS.join(", ")),
             ));
         }
-        // Every entry of METHODS is a valid method token.
+        // Cannot fail for METHODS entries; mapped to an error anyway rather than unwrapped.
         let method = http::Method::from_bytes(m.as_bytes())
             .map_err(|_| ConfigError::new(&path, "invalid method"))?;
         if out.contains(&method) {

@@ -23,13 +23,9 @@ pub(crate) fn raw_args(s: &str) -> impl Iterator<Item = RawArg<'_>> {
     })
 }
 
-/// All values of `name` (decoded key compared exactly), decoded, in order.
-/// `None` entries are bare keys.
-pub(crate) fn arg_values<'a>(s: &'a str, name: &str) -> Vec<Option<Cow<'a, str>>> {
-    raw_args(s)
-        .filter(|a| decode_component(a.key) == name)
-        .map(|a| a.value.map(decode_component))
-        .collect()
+/// The first pair whose decoded key is exactly `name`.
+pub(crate) fn first_arg<'a>(s: &'a str, name: &str) -> Option<RawArg<'a>> {
+    raw_args(s).find(|a| a.key == name || decode_component(a.key) == name)
 }
 
 /// Percent-decodes a form component: `+` is a space, `%XY` a byte; malformed escapes stay
@@ -125,9 +121,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            arg_values("x=1&x=2&a%20b=3", "a b"),
-            vec![Some(Cow::Borrowed("3"))]
+            first_arg("x=1&x=2&a%20b=3", "a b").and_then(|a| a.value),
+            Some("3")
         );
+        assert_eq!(first_arg("x=1&x=2", "x").and_then(|a| a.value), Some("1"));
     }
 
     #[test]
