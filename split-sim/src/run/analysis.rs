@@ -73,6 +73,8 @@ pub fn group_reports(outcomes: &[u32], segments: &[Segment], groups: &Groups) ->
     let mut expected: Vec<Vec<f64>> = hits.iter().map(|h| vec![0.0; h.len()]).collect();
     let mut worst: Vec<Option<f64>> = vec![None; n_groups];
     let mut windows: Vec<Vec<WindowReport>> = vec![Vec::new(); n_groups];
+    // Group numbers come from `Groups::find` on the same `groups`, so they index
+    // `hits`/`expected`/`worst`/`windows`; segment ranges lie inside `outcomes`.
     for seg in segments {
         let mut seqs: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
         let slice = &outcomes[seg.range.start as usize..seg.range.end as usize];
