@@ -7,6 +7,7 @@
 //! The same seed and configuration give the same report, byte for byte, on any number
 //! of threads.
 
+pub mod admin;
 pub mod analysis;
 pub mod apisix;
 pub mod bench;
