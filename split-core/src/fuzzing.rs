@@ -25,19 +25,22 @@ use serde_json::{json, Value};
 
 use crate::admin_auth::{extract_token, validate_keys, AdminAuth, AdminKey, AuthDecision, Role};
 use crate::config::gateway::GatewayConfig;
+use crate::config::proxy_rewrite::{parse_arm_rewrite, parse_proxy_rewrite};
 use crate::config::standalone::{self, Format};
+use crate::config::upstream::Upstream;
 use crate::config::ResourceKind;
 use crate::expr::Expr;
 use crate::request::{Request, VarError};
-use crate::rewrite::Rewrite;
-use crate::select::Schedule;
+use crate::rewrite::{HeaderEdits, RegexUri, Rewrite};
+use crate::select::{Rendezvous, Schedule, SeededRandom};
 use crate::snapshot::validate_object;
 
 /// Longest window [`select`] checks exactly (bounds the per-input work).
 const MAX_CHECKED_PERIOD: u64 = 4096;
 
 /// Route/upstream/... JSON → validation as every kind: never panics, and the verdict
-/// is the same after a serialise → parse round trip of the input.
+/// is the same after a serialise → parse round trip of the input. An accepted upstream
+/// parses back to itself from `Upstream::to_json`.
 pub fn config_json(data: &[u8]) {
     let Ok(value) = serde_json::from_slice::<Value>(data) else {
         return;
@@ -49,6 +52,13 @@ pub fn config_json(data: &[u8]) {
         Ok(v) => v,
         Err(e) => panic!("serde_json re-parse of its own output failed: {e}"),
     };
+    // An accepted upstream survives its own serialiser.
+    if let Ok(up) = Upstream::from_json(&value) {
+        match Upstream::from_json(&up.to_json()) {
+            Ok(back) => assert_eq!(back, up, "upstream changed across to_json"),
+            Err(e) => panic!("to_json of an accepted upstream is refused: {e}"),
+        }
+    }
     for kind in ResourceKind::ALL {
         let first = validate_object(kind, "1", &value);
         let second = validate_object(kind, "1", &again);
@@ -180,7 +190,8 @@ pub fn expr(data: &[u8]) {
 
 /// Weights + ticket → roundrobin schedule: the arm is in range; a zero-weight arm is
 /// never picked unless all weights are zero; one window of `period()` tickets from the
-/// fuzzed ticket holds exactly `w_i / gcd(w)` picks of each arm.
+/// fuzzed ticket holds exactly `w_i / gcd(w)` picks of each arm. The seeded random and
+/// chash selectors are checked for range, zero weights and determinism.
 pub fn select(data: &[u8]) {
     let Some((&n, rest)) = data.split_first() else {
         return;
@@ -223,6 +234,32 @@ pub fn select(data: &[u8]) {
     };
     check(ticket);
     check(u64::MAX);
+
+    // The other selectors obey the same range and zero-weight rules, deterministically.
+    let random = SeededRandom::new(&weights, ticket.rotate_left(17));
+    let sticky = Rendezvous::new(&(0..arms as u64).collect::<Vec<_>>(), &weights);
+    for t in [ticket, ticket.wrapping_add(1), 0, u64::MAX] {
+        for arm in [random.arm_at(t), sticky.arm_for(&t.to_le_bytes())] {
+            let Some(arm) = arm else {
+                panic!("no arm for ticket {t} with weights {weights:?}");
+            };
+            assert!(arm < arms, "arm {arm} out of range for {weights:?}");
+            assert!(
+                effective[arm] > 0,
+                "zero-weight arm {arm} picked for {weights:?}"
+            );
+        }
+        assert_eq!(
+            random.arm_at(t),
+            random.arm_at(t),
+            "random is not reproducible"
+        );
+        assert_eq!(
+            sticky.arm_for(&t.to_le_bytes()),
+            sticky.arm_for(&t.to_le_bytes()),
+            "chash is not sticky"
+        );
+    }
     if period <= MAX_CHECKED_PERIOD {
         let start = ticket.min(u64::MAX - period);
         let mut counts = vec![0u64; arms];
@@ -242,12 +279,15 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
-/// regex_uri / uri / headers / body rewrites: never panic; a rewritten target starts
-/// with `/` and is a valid HTTP path-and-query; a body rewrite keeps untouched fields.
+/// regex_uri / uri / headers / body rewrites: parsing never panics; a rewritten target
+/// starts with `/` and is a valid HTTP path-and-query for **any** template (the regex
+/// rewrite is also built directly, bypassing the config parser's template checks); a
+/// body rewrite keeps untouched fields.
 pub fn rewrite(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Ok(v) = serde_json::from_str::<Value>(&text) {
-        if let Ok(r) = Rewrite::from_json(&v) {
+        let _ = parse_proxy_rewrite(&v);
+        if let Ok(r) = parse_arm_rewrite(&v) {
             check_rewrite(&r, "/fuzz/path", Some("a=1"));
             let mut headers = http::HeaderMap::new();
             headers.insert("x-client", http::HeaderValue::from_static("1"));
@@ -272,28 +312,48 @@ pub fn rewrite(data: &[u8]) {
         format!("/{path}")
     };
 
-    if let Ok(r) = Rewrite::from_json(&json!({ "regex_uri": [regex, template] })) {
+    if let Ok(r) = parse_arm_rewrite(&json!({ "uri": template })) {
         check_rewrite(&r, &path, query);
     }
-    if let Ok(r) = Rewrite::from_json(&json!({ "uri": template })) {
-        check_rewrite(&r, &path, query);
+    // Built directly (one regex compile per input, size-limited to bound the work): the
+    // config parser's regex_uri path is reached through the JSON input above.
+    if let Ok(re) = regex::RegexBuilder::new(regex).size_limit(1 << 20).build() {
+        let direct = Rewrite {
+            uri: None,
+            regex_uri: Some(RegexUri {
+                regex: re,
+                template: template.to_owned(),
+            }),
+            host: None,
+            headers: HeaderEdits::default(),
+            body: None,
+        };
+        check_rewrite(&direct, &path, query);
     }
-    if let Ok(r) = Rewrite::from_json(&json!({ "body": {"model": regex, "drop": null} })) {
-        if let Ok(Some(out)) = r.apply_body(body.as_bytes()) {
-            let before: serde_json::Map<String, Value> = match serde_json::from_str(body) {
-                Ok(m) => m,
-                Err(e) => panic!("apply_body accepted a body that is not an object: {e}"),
-            };
-            let after: serde_json::Map<String, Value> = match serde_json::from_slice(&out) {
-                Ok(m) => m,
-                Err(e) => panic!("apply_body produced invalid JSON: {e}"),
-            };
-            assert_eq!(after.get("model"), Some(&json!(regex)));
-            assert!(!after.contains_key("drop"));
-            for (k, v) in &before {
-                if k != "model" && k != "drop" {
-                    assert_eq!(after.get(k), Some(v), "untouched field {k:?} changed");
-                }
+    let mut fields = serde_json::Map::new();
+    fields.insert("model".to_owned(), json!(regex));
+    fields.insert("drop".to_owned(), Value::Null);
+    let body_rewrite = Rewrite {
+        uri: None,
+        regex_uri: None,
+        host: None,
+        headers: HeaderEdits::default(),
+        body: Some(fields),
+    };
+    if let Ok(Some(out)) = body_rewrite.apply_body(body.as_bytes()) {
+        let before: serde_json::Map<String, Value> = match serde_json::from_str(body) {
+            Ok(m) => m,
+            Err(e) => panic!("apply_body accepted a body that is not an object: {e}"),
+        };
+        let after: serde_json::Map<String, Value> = match serde_json::from_slice(&out) {
+            Ok(m) => m,
+            Err(e) => panic!("apply_body produced invalid JSON: {e}"),
+        };
+        assert_eq!(after.get("model"), Some(&json!(regex)));
+        assert!(!after.contains_key("drop"));
+        for (k, v) in &before {
+            if k != "model" && k != "drop" {
+                assert_eq!(after.get(k), Some(v), "untouched field {k:?} changed");
             }
         }
     }

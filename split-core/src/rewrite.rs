@@ -1,5 +1,7 @@
 //! Request rewrites: `uri`, `regex_uri`, headers `set/add/remove`, JSON body field
 //! overrides (e.g. `model`), and the upstream Host per `pass_host`. Pure functions.
+//! The config side (`proxy-rewrite` and arm `rewrite` objects → [`Rewrite`]) lives in
+//! [`crate::config::proxy_rewrite`].
 //!
 //! Semantics (and where they differ from APISIX's `proxy-rewrite`):
 //! - `uri` wins over `regex_uri` when both are set (as in APISIX).
@@ -24,8 +26,6 @@
 //! - Body: top-level fields of a JSON object body are set (`null` removes); other fields
 //!   keep their order. Numbers beyond `f64`/`u64` precision are re-serialised by
 //!   serde_json and may change textually.
-
-mod parse;
 
 use std::borrow::Cow;
 

@@ -355,3 +355,36 @@ fn gcd(a: u64, b: u64) -> u64 {
         gcd(b, a % b)
     }
 }
+
+#[test]
+fn guide_end_to_end_find_decide_rewrite_plan() {
+    let snapshot = guide();
+    let req = Req::new("POST", "/chat/completions");
+    let split_core::snapshot::Lookup::Found(route) = snapshot.find(&req.view()) else {
+        panic!("the split route is found");
+    };
+    let mut paths = Vec::new();
+    for ticket in 0..4 {
+        let (d, _) = decide(route, &req, ticket);
+        let mut path = req.path.clone();
+        for rewrite in &d.rewrites {
+            if let Some(p) = rewrite.apply_uri(&path, None) {
+                path = p;
+            }
+        }
+        let upstream = d.upstream.expect("arm upstream");
+        let plan = upstream.plan(ticket, None);
+        let node = &upstream.upstream.nodes[plan[0]];
+        paths.push(format!("{}:{}{path}", node.host, node.port));
+    }
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec![
+            "api.aimlapi.com:443/v1/chat/completions",
+            "api.aimlapi.com:443/v1/chat/completions",
+            "api.aimlapi.com:443/v2/chat/completions",
+            "api.aimlapi.com:443/v2/chat/completions",
+        ]
+    );
+}

@@ -196,6 +196,22 @@ pub(crate) fn check_upstream_host(host: &str, path: &str) -> Result<(), ConfigEr
     Ok(())
 }
 
+/// True if `s` contains an nginx-style variable reference (`$uri`, `${host}`), which
+/// split does not interpolate. Captures such as `$1` are not variables.
+pub(crate) fn has_nginx_var(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'$'
+            && match bytes.get(i + 1) {
+                Some(b'{') => bytes
+                    .get(i + 2)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_'),
+                Some(c) => c.is_ascii_alphabetic() || *c == b'_',
+                None => false,
+            }
+    })
+}
+
 /// Canonical JSON: object keys sorted at every level, no whitespace. Two values that are
 /// equal as JSON render identically regardless of key order.
 pub fn canonical_json(value: &Value) -> String {
@@ -291,6 +307,15 @@ mod tests {
             canonical_json(&a),
             r#"{"a":{"c":"s","d":[1,{"x":1,"y":2}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn nginx_vars() {
+        assert!(has_nginx_var("/api$uri"));
+        assert!(has_nginx_var("${host}"));
+        assert!(!has_nginx_var("/v1/$1"));
+        assert!(!has_nginx_var("price $"));
+        assert!(!has_nginx_var("/plain"));
     }
 
     #[test]

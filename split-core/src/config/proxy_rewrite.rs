@@ -1,55 +1,272 @@
-//! Rewrite configs: the `proxy-rewrite` plugin and a traffic-split arm's `rewrite`,
-//! both parsed by [`Rewrite::from_json`] (uri, regex_uri, host, headers in the
-//! `{set, add, remove}` or old flat form, and `body`), plus the rules that differ:
+//! Rewrite configs: the `proxy-rewrite` plugin (`uri`, `regex_uri`, `host`, `headers`)
+//! and a traffic-split arm's `rewrite` (the same plus `body`), both built into
+//! [`Rewrite`].
 //!
-//! - `proxy-rewrite` must not be empty (APISIX `minProperties: 1`) and has no `body`
-//!   (the JSON body override is split's per-arm extension).
-//! - An arm `rewrite` must not be empty, and its `body` must set at least one field.
+//! `headers` takes APISIX's `{set, add, remove}` form or the old flat map (= `set`, an
+//! empty string value removes the header).
+//! nginx variables (`$uri`, `${host}`) in `uri` and header values are rejected: split does
+//! not interpolate them, and passing them on literally would be a silent surprise.
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use crate::rewrite::Rewrite;
+use crate::config::fields;
+use crate::rewrite::{HeaderEdits, RegexUri, Rewrite};
 use crate::ConfigError;
+
+/// Longest accepted `uri` and `regex_uri` template (APISIX's limit).
+const MAX_URI_LEN: usize = 4096;
+/// Compiled size limit of a `regex_uri` pattern.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxyRewrite {
+    uri: Option<String>,
+    regex_uri: Option<Vec<String>>,
+    host: Option<String>,
+    headers: Option<Value>,
+    method: Option<Value>,
+    scheme: Option<Value>,
+    use_real_request_uri_unsafe: Option<Value>,
+    regex_body: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArmRewrite {
+    uri: Option<String>,
+    regex_uri: Option<Vec<String>>,
+    host: Option<String>,
+    headers: Option<Value>,
+    body: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderEdits {
+    set: Option<Map<String, Value>>,
+    add: Option<Map<String, Value>>,
+    remove: Option<Vec<String>>,
+}
 
 /// Parses the `proxy-rewrite` plugin config; paths are relative to it.
 pub fn parse_proxy_rewrite(value: &Value) -> Result<Rewrite, ConfigError> {
-    if let Some(obj) = value.as_object() {
-        if obj.contains_key("body") {
-            return Err(ConfigError::new(
-                "body",
-                "unknown field `body` (the body override is a traffic-split arm `rewrite` \
-                 extension)",
-            ));
-        }
-        if obj.is_empty() {
-            return Err(ConfigError::new(
-                "",
-                "at least one of uri, regex_uri, host, headers is required",
-            ));
-        }
+    let raw: RawProxyRewrite = fields::from_value(value)?;
+    fields::reject_present(
+        &raw.method,
+        "method",
+        "rewriting the method is not supported yet",
+    )?;
+    fields::reject_present(
+        &raw.scheme,
+        "scheme",
+        "is deprecated in APISIX; set the upstream's `scheme` instead",
+    )?;
+    fields::reject_present(&raw.regex_body, "regex_body", "is not supported yet")?;
+    fields::reject_present(
+        &raw.use_real_request_uri_unsafe,
+        "use_real_request_uri_unsafe",
+        "is not supported",
+    )?;
+    if raw.uri.is_none() && raw.regex_uri.is_none() && raw.host.is_none() && raw.headers.is_none() {
+        return Err(ConfigError::new(
+            "",
+            "at least one of uri, regex_uri, host, headers is required",
+        ));
     }
-    Rewrite::from_json(value)
+    build(raw.uri, raw.regex_uri, raw.host, raw.headers, None)
 }
 
 /// Parses a traffic-split arm's `rewrite {uri, regex_uri, host, headers, body}`; paths
 /// are relative to it.
 pub fn parse_arm_rewrite(value: &Value) -> Result<Rewrite, ConfigError> {
-    if let Some(obj) = value.as_object() {
-        if obj.is_empty() {
-            return Err(ConfigError::new(
-                "",
-                "at least one of uri, regex_uri, host, headers, body is required",
-            ));
-        }
-        if obj
-            .get("body")
-            .and_then(Value::as_object)
-            .is_some_and(|b| b.is_empty())
-        {
+    let raw: RawArmRewrite = fields::from_value(value)?;
+    if raw.uri.is_none()
+        && raw.regex_uri.is_none()
+        && raw.host.is_none()
+        && raw.headers.is_none()
+        && raw.body.is_none()
+    {
+        return Err(ConfigError::new(
+            "",
+            "at least one of uri, regex_uri, host, headers, body is required",
+        ));
+    }
+    if let Some(body) = &raw.body {
+        if body.is_empty() {
             return Err(ConfigError::new("body", "must set at least one field"));
         }
     }
-    Rewrite::from_json(value)
+    build(raw.uri, raw.regex_uri, raw.host, raw.headers, raw.body)
+}
+
+fn build(
+    uri: Option<String>,
+    regex_uri: Option<Vec<String>>,
+    host: Option<String>,
+    headers: Option<Value>,
+    body: Option<Map<String, Value>>,
+) -> Result<Rewrite, ConfigError> {
+    if let Some(uri) = &uri {
+        check_uri(uri)?;
+    }
+    let regex_uri = regex_uri.map(parse_regex_uri).transpose()?;
+    if let Some(host) = &host {
+        fields::check_upstream_host(host, "host")?;
+    }
+    let headers = match &headers {
+        None => HeaderEdits::default(),
+        Some(h) => parse_headers(h).map_err(|e| e.within("headers"))?,
+    };
+    Ok(Rewrite {
+        uri,
+        regex_uri,
+        host,
+        headers,
+        body,
+    })
+}
+
+fn check_uri(uri: &str) -> Result<(), ConfigError> {
+    if !uri.starts_with('/') {
+        return Err(ConfigError::new("uri", "must start with `/`"));
+    }
+    if uri.len() > MAX_URI_LEN {
+        return Err(ConfigError::new(
+            "uri",
+            format!("must be at most {MAX_URI_LEN} characters"),
+        ));
+    }
+    if uri
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+    {
+        return Err(ConfigError::new(
+            "uri",
+            "must not contain whitespace, control characters or `#`",
+        ));
+    }
+    if fields::has_nginx_var(uri) {
+        return Err(ConfigError::new(
+            "uri",
+            "nginx variables ($name) are not supported yet",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_regex_uri(pair: Vec<String>) -> Result<RegexUri, ConfigError> {
+    let [pattern, template]: [String; 2] = pair.try_into().map_err(|_| {
+        ConfigError::new(
+            "regex_uri",
+            "must be exactly [regex, template] (one pair is supported)",
+        )
+    })?;
+    // The size limit bounds compile time and memory for hostile patterns.
+    let regex = regex::RegexBuilder::new(&pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| ConfigError::new("regex_uri[0]", format!("invalid regex: {e}")))?;
+    if template.len() > MAX_URI_LEN {
+        return Err(ConfigError::new(
+            "regex_uri[1]",
+            format!("must be at most {MAX_URI_LEN} characters"),
+        ));
+    }
+    if !template.starts_with('/') && !template.starts_with('$') {
+        return Err(ConfigError::new("regex_uri[1]", "must start with `/`"));
+    }
+    if fields::has_nginx_var(&template) {
+        return Err(ConfigError::new(
+            "regex_uri[1]",
+            "nginx variables ($name) are not supported yet; use $1 or ${name} captures",
+        ));
+    }
+    Ok(RegexUri { regex, template })
+}
+
+/// `{set, add, remove}` if any of those keys is present (APISIX's rule), else the old
+/// flat map, which means `set`.
+fn parse_headers(value: &Value) -> Result<HeaderEdits, ConfigError> {
+    let Value::Object(map) = value else {
+        return Err(ConfigError::new(
+            "",
+            "expected an object ({set, add, remove} or a map of header → value)",
+        ));
+    };
+    let structured = ["set", "add", "remove"]
+        .iter()
+        .any(|k| map.contains_key(*k));
+    if !structured {
+        // The old flat form: every entry is a `set`, except that an empty string
+        // removes the header (APISIX proxy-rewrite).
+        let (empty, set): (Map<String, Value>, Map<String, Value>) = map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(_, v)| v.as_str() == Some(""));
+        let remove = empty
+            .keys()
+            .map(|name| header_name(name, name))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(HeaderEdits {
+            set: header_pairs(&set, "")?,
+            add: Vec::new(),
+            remove,
+        });
+    }
+    let raw: RawHeaderEdits = fields::from_value(value)?;
+    let set = match &raw.set {
+        Some(m) => header_pairs(m, "set")?,
+        None => Vec::new(),
+    };
+    let add = match &raw.add {
+        Some(m) => header_pairs(m, "add")?,
+        None => Vec::new(),
+    };
+    let remove = raw
+        .remove
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| header_name(name, &format!("remove[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HeaderEdits { set, add, remove })
+}
+
+fn header_pairs(
+    map: &Map<String, Value>,
+    path: &str,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, ConfigError> {
+    map.iter()
+        .map(|(name, value)| {
+            let field = fields_path(path, name);
+            let name = header_name(name, &field)?;
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(ConfigError::new(&field, "expected a string or a number")),
+            };
+            if fields::has_nginx_var(&text) {
+                return Err(ConfigError::new(
+                    &field,
+                    "nginx variables ($name) in header values are not supported yet",
+                ));
+            }
+            let value = http::HeaderValue::from_str(&text)
+                .map_err(|_| ConfigError::new(&field, "invalid header value"))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn header_name(name: &str, path: &str) -> Result<http::HeaderName, ConfigError> {
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::new(path, format!("invalid header name `{name}`")))
+}
+
+fn fields_path(parent: &str, name: &str) -> String {
+    crate::error::join(parent, name)
 }
 
 #[cfg(test)]
@@ -69,6 +286,14 @@ mod tests {
     }
 
     #[test]
+    fn flat_empty_value_removes() {
+        let r = parse_proxy_rewrite(&json!({"headers": {"X-Drop": "", "X-Keep": "1"}})).unwrap();
+        assert_eq!(r.headers.remove.len(), 1);
+        assert_eq!(r.headers.remove[0].as_str(), "x-drop");
+        assert_eq!(r.headers.set.len(), 1);
+    }
+
+    #[test]
     fn structured_headers() {
         let r = parse_proxy_rewrite(&json!({"headers": {
             "set": {"a": "1"}, "add": {"b": "2"}, "remove": ["c"]
@@ -83,34 +308,34 @@ mod tests {
     fn errors_name_the_field() {
         let cases = [
             (json!({}), "", "at least one of"),
-            (json!({"uri": "v1"}), "uri", "must start with /"),
-            (json!({"uri": "/a$uri"}), "uri", "not supported yet"),
+            (json!({"uri": "v1"}), "uri", "must start with `/`"),
+            (json!({"uri": "/a$uri"}), "uri", "not supported"),
             (
                 json!({"regex_uri": ["^/a"]}),
                 "regex_uri",
-                "[regex, template]",
+                "exactly [regex, template]",
             ),
             (
                 json!({"regex_uri": ["(", "/x"]}),
                 "regex_uri[0]",
                 "invalid regex",
             ),
-            (json!({"host": "a b"}), "host", "not a host name"),
+            (json!({"host": "a b"}), "host", "invalid host"),
             (json!({"method": "POST"}), "method", "not supported yet"),
             (
                 json!({"headers": {"bad name": "x"}}),
                 "headers.bad name",
-                "not a valid header name",
+                "invalid header name",
             ),
             (
                 json!({"headers": {"x": "a\nb"}}),
                 "headers.x",
-                "not a valid header value",
+                "invalid header value",
             ),
             (
                 json!({"headers": {"x": true}}),
                 "headers.x",
-                "must be a string or a number",
+                "expected a string or a number",
             ),
             (
                 json!({"headers": {"x": "$remote_addr"}}),
@@ -125,15 +350,17 @@ mod tests {
             (
                 json!({"headers": {"remove": ["ok", "b d"]}}),
                 "headers.remove[1]",
-                "not a valid header name",
+                "invalid header name",
             ),
-            (json!({"headers": []}), "headers", "must be an object"),
+            (json!({"headers": []}), "headers", "expected an object"),
+            (json!({"body": {"model": "x"}}), "body", "unknown field"),
+            (json!({"uri": "/a#b"}), "uri", "`#`"),
+            (json!({"regex_body": []}), "regex_body", "not supported yet"),
             (
-                json!({"body": {"model": "x"}}),
-                "body",
-                "unknown field `body`",
+                json!({"regex_uri": ["^/a", "/".repeat(4097)]}),
+                "regex_uri[1]",
+                "at most 4096",
             ),
-            (json!([]), "", "must be an object"),
         ];
         for (value, path, message) in cases {
             let err = parse_proxy_rewrite(&value).unwrap_err();
