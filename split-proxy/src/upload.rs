@@ -1,0 +1,112 @@
+//! The request body on its way upstream: streamed frame by frame, with progress shared
+//! with the request task so the response-head wait can tell a stalled upload (send
+//! timeout) from a slow upstream (read timeout), and a byte count for `ingress` metrics.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::body::{BoxError, ProxyBody};
+
+/// Upload progress, shared between the body and the request task.
+#[derive(Debug)]
+pub struct Progress {
+    origin: Instant,
+    last_ms: AtomicU64,
+    done: AtomicBool,
+    bytes: AtomicU64,
+}
+
+impl Progress {
+    /// Progress starting now.
+    pub fn new() -> Arc<Progress> {
+        Arc::new(Progress {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            bytes: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the body last made progress.
+    pub fn last_activity(&self) -> Instant {
+        self.origin + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// True once the whole body went upstream.
+    pub fn done(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Bytes passed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// A request body reporting its progress.
+pub struct ProgressBody {
+    inner: ProxyBody,
+    progress: Arc<Progress>,
+}
+
+impl ProgressBody {
+    /// Wraps `inner`.
+    pub fn new(inner: ProxyBody, progress: Arc<Progress>) -> ProgressBody {
+        progress.touch();
+        if inner.is_end_stream() {
+            progress.done.store(true, Ordering::Relaxed);
+        }
+        ProgressBody { inner, progress }
+    }
+}
+
+impl Body for ProgressBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.progress
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                this.progress.touch();
+                if this.inner.is_end_stream() {
+                    this.progress.done.store(true, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(None) => {
+                this.progress.touch();
+                this.progress.done.store(true, Ordering::Relaxed);
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
