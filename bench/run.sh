@@ -8,7 +8,9 @@
 #
 # Knobs (environment): DURATION (10s), WARMUP (1s), CONNS (64), SSE_REQUESTS (50),
 # IDLE_CONNS (10000), BACKEND_THREADS (1), SPLIT_PROXY (path to a prebuilt binary),
-# BENCH_BACKEND (path to a prebuilt bench-backend), KEEP=1 keeps the temp dir.
+# BENCH_BACKEND (path to a prebuilt bench-backend), KEEP=1 keeps the temp dir,
+# PIN_WRK / PIN_PROXY / PIN_BACKEND (taskset CPU lists, e.g. 0 / 1 / 2-3) to keep the
+# load generator, the proxy under test and the backend off each other's cores.
 # Everything listens on 127.0.0.1 only, on free ports; all processes die on exit.
 set -euo pipefail
 
@@ -20,6 +22,8 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 BACKEND_THREADS=${BACKEND_THREADS:-1}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# taskset prefix for a CPU list, or nothing.
+pin() { [ -n "${1:-}" ] && echo "taskset -c $1"; true; }
 say() { printf '%s\n' "bench: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -107,7 +111,7 @@ wait_for() {
 }
 
 # --- backend (arm A and arm B) -----------------------------------------------------------
-"$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 \
+$(pin "${PIN_BACKEND:-}") "$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 \
     --threads "$BACKEND_THREADS" >"$WORK/backend.out" 2>&1 &
 BACKEND_PID=$!
 PIDS+=("$BACKEND_PID")
@@ -150,7 +154,7 @@ http {
     }
 }
 EOF
-nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
+$(pin "${PIN_PROXY:-}") nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
     >"$WORK/nginx/stdout" 2>&1 &
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
@@ -180,7 +184,7 @@ backend arms
     server a $ARM_A weight 50
     server b $ARM_B weight 50
 EOF
-haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+$(pin "${PIN_PROXY:-}") haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
 
@@ -212,7 +216,7 @@ cat >"$WORK/apisix.json" <<EOF
   ]
 }
 EOF
-"$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers 1 --grace 1s \
+$(pin "${PIN_PROXY:-}") "$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers 1 --grace 1s \
     --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
     --data-dir "$WORK/split-data" --log-level warn >"$WORK/split.log" 2>&1 &
 SPLIT_PID=$!
@@ -278,9 +282,9 @@ declare -A RPS P50 P99 P999 CPU RSS TTFB IDLE WARN
 for t in "${TARGETS[@]}"; do
     say "load: $t (${ADDR[$t]}), warmup $WARMUP, run $DURATION"
     url="http://${ADDR[$t]}/chat/completions"
-    timeout "$LIMIT" wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$WORK/post.lua" "$url" >"$WORK/wrk-$t-warmup.txt"
+    timeout "$LIMIT" $(pin "${PIN_WRK:-}") wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$WORK/post.lua" "$url" >"$WORK/wrk-$t-warmup.txt"
     before=$(cpu_ticks "${PID[$t]}")
-    timeout "$LIMIT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/post.lua" "$url" \
+    timeout "$LIMIT" $(pin "${PIN_WRK:-}") wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/post.lua" "$url" \
         >"$WORK/wrk-$t.txt"
     after=$(cpu_ticks "${PID[$t]}")
     line=$(grep '^RESULT ' "$WORK/wrk-$t.txt") || die "wrk printed no result for $t: $(cat "$WORK/wrk-$t.txt")"
@@ -353,7 +357,7 @@ for t in "${TARGETS[@]}"; do
 done
 echo
 metrics=$(sed -n 's/.*metrics listening on //p' "$WORK/split.log" | head -1)
-arms=$(curl -s "http://$metrics/metrics" | grep '^split_arm_requests_total' | awk '{printf "%s%s", sep, $0; sep="; "}' || true)
+arms=$(curl -s "http://$metrics/metrics" | grep '^split_arm_requests_total' | sort | awk '{printf "%s%s", sep, $0; sep="; "}' || true)
 echo "split-proxy per-arm counters after the run: ${arms:-unavailable}"
 echo "Ratios in parentheses are vs nginx (req/s: higher is better; all other columns: lower is better)."
 for w in "${WARN[@]}"; do echo "WARNING: $w"; done
