@@ -30,33 +30,31 @@ impl Admin {
         let path = parts.uri.path();
         let target = Target::parse(path);
         let method = &parts.method;
+        let auth = self.inner.auth.load_full();
+        let token = extract_token(parts.uri.query(), &parts.headers);
+        let decision = auth.check(remote, token.as_deref(), method);
+        drop(token);
+        // allow_admin guards the whole admin listener, as nginx's allow/deny does.
+        if decision == AuthDecision::Forbidden {
+            return forbidden(remote, method, path);
+        }
+        if target == Target::Root && method == Method::HEAD {
+            // The liveness probe needs no key.
+            return Reply::empty(StatusCode::OK);
+        }
         if target == Target::NotFound && !path.starts_with(target::PREFIX) {
             return Reply::not_found();
         }
-        let auth = self.inner.auth.load_full();
-        if target == Target::Root && method == Method::HEAD {
-            // The liveness probe needs no key, but allow_admin still applies.
-            return match auth.check(remote, None, method) {
-                AuthDecision::Forbidden => forbidden(remote, method, path),
-                _ => Reply::empty(StatusCode::OK),
-            };
+        if let AuthDecision::Unauthorized(description) = decision {
+            tracing::warn!(
+                client = %remote, %method, path, reason = description,
+                "admin request refused: failed to check token"
+            );
+            return Reply::json(
+                StatusCode::UNAUTHORIZED,
+                json!({"error_msg": "failed to check token", "description": description}),
+            );
         }
-        let token = extract_token(parts.uri.query(), &parts.headers);
-        match auth.check(remote, token.as_deref(), method) {
-            AuthDecision::Allowed(_) => {}
-            AuthDecision::Forbidden => return forbidden(remote, method, path),
-            AuthDecision::Unauthorized(description) => {
-                tracing::warn!(
-                    client = %remote, %method, path, reason = description,
-                    "admin request refused: failed to check token"
-                );
-                return Reply::json(
-                    StatusCode::UNAUTHORIZED,
-                    json!({"error_msg": "failed to check token", "description": description}),
-                );
-            }
-        }
-        drop(token);
         let query = Query::parse(parts.uri.query());
         let has_body = matches!(*method, Method::PUT | Method::POST | Method::PATCH);
         let body = if has_body {

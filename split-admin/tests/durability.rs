@@ -210,3 +210,42 @@ async fn read_only_mode_serves_the_live_source_and_refuses_writes() {
     assert_eq!(admin.revision(), 0);
     assert!(matches!(admin.import(set), Err(AdminError::ReadOnly(_))));
 }
+
+#[tokio::test]
+async fn a_store_in_use_is_not_opened_twice() {
+    let h = Harness::new();
+    let second = Admin::open_embedded(
+        h.dir.path(),
+        live(),
+        AdminOptions {
+            auth: auth(),
+            read_only: None,
+        },
+    );
+    let err = second.expect_err("the database file is locked by the first Admin");
+    assert!(matches!(err, AdminError::Store(_)), "{err}");
+    // The first one keeps working.
+    assert_eq!(
+        h.put("/apisix/admin/upstreams/u", UPSTREAM).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn open_creates_the_data_dir_and_publishes_an_empty_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nested = dir.path().join("a/b");
+    let live = live();
+    let admin = Admin::open_embedded(
+        &nested,
+        live.clone(),
+        AdminOptions {
+            auth: auth(),
+            read_only: None,
+        },
+    )
+    .expect("open creates the directory");
+    assert!(nested.join(split_admin::DB_FILE).exists());
+    assert_eq!(admin.revision(), 0);
+    assert!(live.load().routes.is_empty());
+}

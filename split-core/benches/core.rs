@@ -50,6 +50,15 @@ fn bench_pick(c: &mut Criterion) {
             });
         }
     }
+    // The schedule alone, without the selector enum and pick input.
+    let small = Schedule::new(&weights(2));
+    let mut ticket = 0u64;
+    g.bench_function("schedule_arm_at/2", |b| {
+        b.iter(|| {
+            ticket = ticket.wrapping_add(1);
+            black_box(small.arm_at(black_box(ticket)))
+        })
+    });
     // A schedule too long for the lookup table: the O(arms) walk.
     let big = Schedule::new(&[999_999, 1]);
     let mut ticket = 0u64;

@@ -312,13 +312,11 @@ pub fn rewrite(data: &[u8]) {
         format!("/{path}")
     };
 
-    if let Ok(r) = parse_arm_rewrite(&json!({ "regex_uri": [regex, template] })) {
-        check_rewrite(&r, &path, query);
-    }
     if let Ok(r) = parse_arm_rewrite(&json!({ "uri": template })) {
         check_rewrite(&r, &path, query);
     }
-    // The size limit keeps one input's regex compile bounded.
+    // Built directly (one regex compile per input, size-limited to bound the work): the
+    // config parser's regex_uri path is reached through the JSON input above.
     if let Ok(re) = regex::RegexBuilder::new(regex).size_limit(1 << 20).build() {
         let direct = Rewrite {
             uri: None,

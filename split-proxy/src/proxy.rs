@@ -55,10 +55,50 @@ pub async fn handle(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let remote = normalize_ip(peer.ip());
-    let mut record = RequestRecord::new(remote, req.method(), req.uri());
+    let mut guard = Abandoned {
+        record: Some(RequestRecord::new(remote, req.method(), req.uri())),
+        started,
+        observer: gw.observer.clone(),
+    };
     let snapshot = gw.live.load_full();
-    let response = route_and_forward(&gw, &snapshot, req, peer, &mut record, started).await;
-    finish(response, record, started, &gw.observer)
+    let response = match guard.record.as_mut() {
+        Some(record) => route_and_forward(&gw, &snapshot, req, peer, record, started).await,
+        None => Routed::Local(reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+        )),
+    };
+    let record = guard.record.take();
+    match record {
+        Some(record) => finish(response, record, started, &gw.observer),
+        None => Routed::into_response(response),
+    }
+}
+
+/// Records a request whose client went away before the response head (hyper drops the
+/// handler future, which also cancels the upstream request): status 499, as nginx logs.
+struct Abandoned {
+    record: Option<RequestRecord>,
+    started: Instant,
+    observer: Observer,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.status = 499;
+            record.request_time = self.started.elapsed();
+            self.observer.finish(&record);
+        }
+    }
+}
+
+impl Routed {
+    fn into_response(self) -> Response<ProxyBody> {
+        match self {
+            Routed::Local(r) | Routed::Proxied(r, _) => r,
+        }
+    }
 }
 
 /// Wraps the response body so the request is recorded when it ends.
@@ -216,7 +256,12 @@ async fn route_and_forward(
         client_host: host_header.clone(),
         body: upload_body,
     };
-    let upload = Progress::new();
+    let is_json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let upload = Progress::new(is_json && record.model.is_none());
     let metrics = &gw.observer.metrics;
     let mut on_error = |e: AttemptError<'_>| metrics.upstream_error(route_id, &e.node, e.kind);
     let result = forward(
@@ -230,6 +275,9 @@ async fn route_and_forward(
     )
     .await;
     record.bytes_received = upload.bytes();
+    if record.model.is_none() {
+        record.model = upload.model();
+    }
     match result {
         Ok(answer) => {
             record.upstream_addr = Some(answer.peer);

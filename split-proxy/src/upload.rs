@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -20,17 +20,45 @@ pub struct Progress {
     last_ms: AtomicU64,
     done: AtomicBool,
     bytes: AtomicU64,
+    /// The first bytes of a JSON body (to log its `model`), when captured.
+    head: Option<Mutex<Vec<u8>>>,
 }
 
+/// Largest JSON body whose `model` is picked up for the access log.
+const HEAD_CAP: usize = 64 * 1024;
+
 impl Progress {
-    /// Progress starting now.
-    pub fn new() -> Arc<Progress> {
+    /// Progress starting now; `capture_json` keeps the body's first bytes so
+    /// [`Progress::model`] can read a JSON `model` field.
+    pub fn new(capture_json: bool) -> Arc<Progress> {
         Arc::new(Progress {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
             done: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
+            head: capture_json.then(|| Mutex::new(Vec::new())),
         })
+    }
+
+    /// The `model` of a captured JSON body that went upstream completely.
+    pub fn model(&self) -> Option<String> {
+        let head = self.head.as_ref()?;
+        if !self.done() {
+            return None;
+        }
+        let head = head.lock().unwrap_or_else(|p| p.into_inner());
+        if head.len() as u64 != self.bytes() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&head).ok()?;
+        v.get("model")?.as_str().map(str::to_owned)
+    }
+
+    fn capture(&self, data: &[u8]) {
+        let Some(head) = &self.head else { return };
+        let mut head = head.lock().unwrap_or_else(|p| p.into_inner());
+        let room = HEAD_CAP.saturating_sub(head.len());
+        head.extend_from_slice(&data[..data.len().min(room)]);
     }
 
     fn touch(&self) {
@@ -84,6 +112,7 @@ impl Body for ProgressBody {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
+                    this.progress.capture(data);
                     this.progress
                         .bytes
                         .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -108,5 +137,33 @@ impl Body for ProgressBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn model_is_read_from_a_complete_json_upload() {
+        let progress = Progress::new(true);
+        let body = ProgressBody::new(
+            crate::body::full(r#"{"model":"gpt-4","x":[1]}"#),
+            Arc::clone(&progress),
+        );
+        assert_eq!(progress.model(), None);
+        let _ = body.collect().await.unwrap();
+        assert!(progress.done());
+        assert_eq!(progress.bytes(), 25);
+        assert_eq!(progress.model().as_deref(), Some("gpt-4"));
+
+        let progress = Progress::new(false);
+        let body = ProgressBody::new(
+            crate::body::full(r#"{"model":"gpt-4"}"#),
+            Arc::clone(&progress),
+        );
+        let _ = body.collect().await.unwrap();
+        assert_eq!(progress.model(), None);
     }
 }

@@ -28,12 +28,26 @@ async fn post_arg_routing_body_rewrite_413_and_access_log() {
     let log = dir.path().join("access.log");
     let gw = start(
         dir.path(),
-        &["--standalone", file.to_str().unwrap(), "--access-log", log.to_str().unwrap(), "--max-body-size", "1000"],
+        &[
+            "--standalone",
+            file.to_str().unwrap(),
+            "--access-log",
+            log.to_str().unwrap(),
+            "--max-body-size",
+            "1000",
+        ],
     );
     let client = Client::new();
     let json_ct = [("content-type", "application/json")];
 
-    let r = client.send(Method::POST, &gw.url("/chat?x=1"), &json_ct, r#"{"model":"gpt-4o","n":1}"#).await;
+    let r = client
+        .send(
+            Method::POST,
+            &gw.url("/chat?x=1"),
+            &json_ct,
+            r#"{"model":"gpt-4o","n":1}"#,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let hit = mock.hits().pop().unwrap();
     // The client query is kept, as APISIX does for a rewrite without `?`.
@@ -42,21 +56,35 @@ async fn post_arg_routing_body_rewrite_413_and_access_log() {
     assert_eq!(sent, json!({"model": "gpt-4o-mini", "n": 1}));
     assert_eq!(hit.headers["content-length"], hit.body.len().to_string());
 
-    let r = client.send(Method::POST, &gw.url("/chat"), &json_ct, r#"{"model":"other"}"#).await;
+    let r = client
+        .send(
+            Method::POST,
+            &gw.url("/chat"),
+            &json_ct,
+            r#"{"model":"other"}"#,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(mock.hits().pop().unwrap().uri, "/chat");
 
     let big = format!(r#"{{"model":"gpt-4o","pad":"{}"}}"#, "x".repeat(2000));
-    let r = client.send(Method::POST, &gw.url("/chat"), &json_ct, big).await;
+    let r = client
+        .send(Method::POST, &gw.url("/chat"), &json_ct, big)
+        .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.json()["error_msg"].as_str().unwrap().contains("1000"));
 
     let complete = wait_until(Duration::from_secs(5), || {
-        std::fs::read_to_string(&log).map(|t| t.lines().count() >= 3).unwrap_or(false)
+        std::fs::read_to_string(&log)
+            .map(|t| t.lines().count() >= 3)
+            .unwrap_or(false)
     });
     assert!(complete);
     let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let first = &lines[0];
     assert_eq!(first["route_id"], "by-model");
     assert_eq!(first["rule"], 0);
@@ -94,7 +122,12 @@ async fn sighup_swaps_admin_keys_and_refuses_a_bad_file() {
     let list = format!("http://{}/apisix/admin/routes", gw.admin.unwrap());
     let status = |key: String| {
         let (client, list) = (client.clone(), list.clone());
-        async move { client.send(Method::GET, &list, &[("x-api-key", &key)], "").await.status }
+        async move {
+            client
+                .send(Method::GET, &list, &[("x-api-key", &key)], "")
+                .await
+                .status
+        }
     };
     assert_eq!(status(old_key.clone()).await, 200);
     assert_eq!(status(new_key.clone()).await, 401);
@@ -102,13 +135,17 @@ async fn sighup_swaps_admin_keys_and_refuses_a_bad_file() {
     // Keep a client connection open across the reload.
     std::fs::write(&config, config_with_key(&new_key)).unwrap();
     gw.signal("HUP");
-    assert!(wait_until(Duration::from_secs(5), || gw.stderr().contains("SIGHUP: config.yaml reloaded")));
+    assert!(wait_until(Duration::from_secs(5), || gw
+        .stderr()
+        .contains("SIGHUP: config.yaml reloaded")));
     assert_eq!(status(new_key.clone()).await, 200);
     assert_eq!(status(old_key.clone()).await, 401);
 
     std::fs::write(&config, config_with_key("YOUR_ADMIN_KEY_HERE")).unwrap();
     gw.signal("HUP");
-    assert!(wait_until(Duration::from_secs(5), || gw.stderr().contains("SIGHUP: config.yaml refused")));
+    assert!(wait_until(Duration::from_secs(5), || gw
+        .stderr()
+        .contains("SIGHUP: config.yaml refused")));
     assert_eq!(status(new_key).await, 200);
 }
 
@@ -131,10 +168,17 @@ async fn load_status_dump_then_serve_from_the_store() {
     assert!(out.contains("routes: 1"), "{out}");
     let (code, out, err) = run(&["--data-dir", data, "dump"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("/hello") && out.trim_end().ends_with("#END"), "{out}");
+    assert!(
+        out.contains("/hello") && out.trim_end().ends_with("#END"),
+        "{out}"
+    );
 
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "routes:\n  - id: r2\n    uri: /x\n    upstream_id: missing\n#END\n").unwrap();
+    std::fs::write(
+        &bad,
+        "routes:\n  - id: r2\n    uri: /x\n    upstream_id: missing\n#END\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&["--data-dir", data, "load", bad.to_str().unwrap()]);
     assert_eq!(code, Some(64), "{err}");
 

@@ -70,6 +70,7 @@ async fn the_guide_works_verbatim_and_splits_exactly_50_50() {
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, guide_config(&key)).unwrap();
     let connect_to = format!("api.aimlapi.com:443:127.0.0.1:{}", aimlapi.addr.port());
+    let access_log = dir.path().join("access.log");
     let gw = start(
         dir.path(),
         &[
@@ -79,6 +80,8 @@ async fn the_guide_works_verbatim_and_splits_exactly_50_50() {
             &connect_to,
             "--ca-file",
             ca_file.to_str().unwrap(),
+            "--access-log",
+            access_log.to_str().unwrap(),
         ],
     );
     let stderr = gw.stderr();
@@ -173,4 +176,35 @@ async fn the_guide_works_verbatim_and_splits_exactly_50_50() {
         })
         .sum();
     assert_eq!(total, 101.0);
+
+    // "Check logs for upstream hits": the access log says which arm served each request.
+    let logged = common::wait_until(std::time::Duration::from_secs(5), || {
+        std::fs::read_to_string(&access_log)
+            .is_ok_and(|t| t.matches("aimlapi-split").count() == 101)
+    });
+    assert!(logged);
+    let text = std::fs::read_to_string(&access_log).unwrap();
+    let split: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["route_id"] == "aimlapi-split")
+        .collect();
+    let v1 = split
+        .iter()
+        .filter(|v| v["upstream_uri"] == "/v1/chat/completions")
+        .count();
+    let v2 = split
+        .iter()
+        .filter(|v| v["upstream_uri"] == "/v2/chat/completions")
+        .count();
+    assert_eq!(v1 + v2, 101);
+    assert!(v1.abs_diff(v2) == 1, "{v1} / {v2}");
+    for v in &split {
+        assert_eq!(v["model"], "gpt-4");
+        assert_eq!(v["status"], 200);
+        assert_eq!(
+            v["upstream_addr"],
+            format!("127.0.0.1:{}", aimlapi.addr.port())
+        );
+    }
 }

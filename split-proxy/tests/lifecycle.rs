@@ -251,3 +251,67 @@ fn malformed_requests_get_4xx_and_the_process_keeps_serving() {
     );
     assert!(ok.starts_with("HTTP/1.1 404"), "{ok}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_plane_role_serves_apisix_yaml_next_to_config_and_admin_is_read_only() {
+    let mock = Mock::http("m");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let key = "k".repeat(40);
+    std::fs::write(
+        &config,
+        format!("deployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: yaml\n  admin:\n    admin_key:\n      - name: admin\n        key: {key}\n        role: admin\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("apisix.yaml"),
+        format!("{}\n#END\n", route_doc(&mock.node(), "/dp")),
+    )
+    .unwrap();
+    let gw = start(dir.path(), &["-c", config.to_str().unwrap()]);
+    assert!(gw.stderr().contains("standalone file"), "{}", gw.stderr());
+    let client = Client::new();
+    let r = client.get(&gw.url("/dp")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let admin = format!("http://{}/apisix/admin/routes", gw.admin.unwrap());
+    let r = client
+        .send(http::Method::GET, &admin, &[("x-api-key", &key)], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("/dp"), "{}", r.text());
+    let r = client
+        .send(
+            http::Method::PUT,
+            &format!("{admin}/x"),
+            &[("x-api-key", &key)],
+            r#"{"uri":"/x","upstream":{"nodes":{"127.0.0.1:1":1}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert!(r.json()["error_msg"]
+        .as_str()
+        .unwrap()
+        .contains("read-only"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_clients_are_served() {
+    use http_body_util::{BodyExt, Full};
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &[]);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let req = http::Request::get(gw.url("/nope"))
+        .body(Full::default())
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), 404);
+    assert!(res.headers()["server"]
+        .to_str()
+        .unwrap()
+        .starts_with("split/"));
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], br#"{"error_msg":"404 Route Not Found"}"#);
+}
