@@ -102,9 +102,11 @@ trap 'exit 130' INT TERM
 
 # Waits (max 20 s) until FILE has at least N lines matching PATTERN.
 wait_for() {
-    local file=$1 pattern=$2 n=${3:-1}
+    local file=$1 pattern=$2 n=${3:-1} count
     for _ in $(seq 200); do
-        if [ "$(grep -c -- "$pattern" "$file" 2>/dev/null || true)" -ge "$n" ]; then return 0; fi
+        # The file may not exist yet: the background job creates it.
+        count=$(grep -c -- "$pattern" "$file" 2>/dev/null || true)
+        if [ "${count:-0}" -ge "$n" ]; then return 0; fi
         sleep 0.1
     done
     die "timed out waiting for '$pattern' in $file: $(tail -5 "$file" 2>/dev/null)"
