@@ -83,6 +83,7 @@ chmod 755 "$WORK" # nginx workers may run as an unprivileged user
 PIDS=()
 cleanup() {
     local pid child
+    for pid in $(jobs -p); do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
         for child in $(pgrep -P "$pid" 2>/dev/null); do kill -TERM "$child" 2>/dev/null || true; done
         kill -TERM "$pid" 2>/dev/null || true
@@ -99,6 +100,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Runs a command in the background and waits for it, so INT/TERM are handled at once
+# (bash runs traps only after a foreground child ends).
+interruptible() {
+    "$@" &
+    wait "$!"
+}
 
 # Waits (max 20 s) until FILE has at least N lines matching PATTERN.
 wait_for() {
@@ -284,9 +292,9 @@ declare -A RPS P50 P99 P999 CPU RSS TTFB IDLE WARN
 for t in "${TARGETS[@]}"; do
     say "load: $t (${ADDR[$t]}), warmup $WARMUP, run $DURATION"
     url="http://${ADDR[$t]}/chat/completions"
-    timeout "$LIMIT" $(pin "${PIN_WRK:-}") wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$WORK/post.lua" "$url" >"$WORK/wrk-$t-warmup.txt"
+    interruptible timeout "$LIMIT" $(pin "${PIN_WRK:-}") wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$WORK/post.lua" "$url" >"$WORK/wrk-$t-warmup.txt"
     before=$(cpu_ticks "${PID[$t]}")
-    timeout "$LIMIT" $(pin "${PIN_WRK:-}") wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/post.lua" "$url" \
+    interruptible timeout "$LIMIT" $(pin "${PIN_WRK:-}") wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/post.lua" "$url" \
         >"$WORK/wrk-$t.txt"
     after=$(cpu_ticks "${PID[$t]}")
     line=$(grep '^RESULT ' "$WORK/wrk-$t.txt") || die "wrk printed no result for $t: $(cat "$WORK/wrk-$t.txt")"
