@@ -46,6 +46,8 @@ pub fn run(args: &Args) -> Result<()> {
         }
         anyhow::Ok(samples)
     })?;
+    // `requests >= 1` was checked, so `samples` is non-empty and every index below is
+    // within `0..len` (q <= 1).
     samples.sort_unstable();
     let us = |d: Duration| d.as_micros();
     let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
