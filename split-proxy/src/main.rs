@@ -16,6 +16,7 @@ mod path;
 mod proxy;
 mod record;
 mod reply;
+mod request_edit;
 mod serve;
 mod server;
 mod settings;

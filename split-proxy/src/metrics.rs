@@ -49,6 +49,14 @@ struct TypedLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    r#type: &'static str,
+    route: String,
+    arm: String,
+    model: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     route: String,
     node: String,
@@ -67,6 +75,7 @@ pub struct Metrics {
     latency: Family<TypedLabels, Histogram, fn() -> Histogram>,
     bandwidth: Family<TypedLabels, Gauge>,
     upstream_errors: Family<ErrorLabels, Counter>,
+    llm_tokens: Family<TokenLabels, Counter>,
 }
 
 impl Metrics {
@@ -80,6 +89,7 @@ impl Metrics {
         );
         let bandwidth = Family::<TypedLabels, Gauge>::default();
         let upstream_errors = Family::<ErrorLabels, Counter>::default();
+        let llm_tokens = Family::<TokenLabels, Counter>::default();
         registry.register(
             "split_arm_requests",
             "Requests per traffic-split arm (rule and arm are 0-based indexes or the arm name)",
@@ -105,6 +115,11 @@ impl Metrics {
             "Upstream failures by node and kind (dns, connect, timeout, tls, http)",
             upstream_errors.clone(),
         );
+        registry.register(
+            "split_llm_tokens",
+            "LLM tokens from the responses' usage (type prompt|completion) per route and arm",
+            llm_tokens.clone(),
+        );
         Arc::new(Metrics {
             registry,
             arm_requests,
@@ -112,6 +127,7 @@ impl Metrics {
             latency,
             bandwidth,
             upstream_errors,
+            llm_tokens,
         })
     }
 
@@ -181,6 +197,22 @@ impl Metrics {
         self.bandwidth
             .get_or_create(&typed("egress"))
             .inc_by(i64::try_from(r.bytes_sent).unwrap_or(i64::MAX));
+        let tokens = [
+            ("prompt", r.prompt_tokens),
+            ("completion", r.completion_tokens),
+        ];
+        for (kind, count) in tokens {
+            if let Some(count) = count {
+                self.llm_tokens
+                    .get_or_create(&TokenLabels {
+                        r#type: kind,
+                        route: route.clone(),
+                        arm: r.arm.clone().unwrap_or_default(),
+                        model: r.model.clone().unwrap_or_default(),
+                    })
+                    .inc_by(count);
+            }
+        }
     }
 
     /// The exposition text.
@@ -211,6 +243,11 @@ mod tests {
         rec.upstream_latency = Some(std::time::Duration::from_millis(3));
         rec.request_time = std::time::Duration::from_millis(4);
         rec.bytes_sent = 10;
+        rec.arm = Some("1".into());
+        rec.model = Some("gpt-4".into());
+        rec.prompt_tokens = Some(5);
+        rec.completion_tokens = Some(7);
+        m.finish(&rec);
         m.finish(&rec);
         let text = m.encode();
         assert!(
@@ -218,9 +255,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            r#"apisix_http_status{code="200",route="r1",matched_uri="/x",matched_host="",service="",consumer="",node="10.0.0.2"} 1"#
+            r#"apisix_http_status{code="200",route="r1",matched_uri="/x",matched_host="",service="",consumer="",node="10.0.0.2"} 2"#
         ), "{text}");
-        assert!(text.contains(r#"apisix_bandwidth{type="egress",route="r1",service="",consumer="",node="10.0.0.2"} 10"#), "{text}");
+        assert!(text.contains(r#"apisix_bandwidth{type="egress",route="r1",service="",consumer="",node="10.0.0.2"} 20"#), "{text}");
+        assert!(
+            text.contains(
+                r#"split_llm_tokens_total{type="prompt",route="r1",arm="1",model="gpt-4"} 10"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"split_llm_tokens_total{type="completion",route="r1",arm="1",model="gpt-4"} 14"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"apisix_http_latency_bucket{le="5.0",type="upstream""#),
             "{text}"

@@ -11,7 +11,6 @@ use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use split_core::request::{normalize_ip, Request as CoreRequest, VarError};
-use split_core::rewrite::Rewrite;
 use split_core::snapshot::{CompiledRoute, Decision, Lookup, Snapshot};
 
 use crate::body::{full, stream, ProxyBody};
@@ -21,6 +20,7 @@ use crate::live::Live;
 use crate::observe::{ObservedBody, Observer};
 use crate::record::RequestRecord;
 use crate::reply;
+use crate::request_edit::{model_of, rewrite_body, strip_port, upstream_path};
 use crate::tickets::Tickets;
 use crate::upload::Progress;
 use crate::upstream::pool::Pool;
@@ -62,7 +62,7 @@ pub async fn handle(
     };
     let snapshot = gw.live.load_full();
     let response = match guard.record.as_mut() {
-        Some(record) => route_and_forward(&gw, &snapshot, req, peer, record, started).await,
+        Some(record) => route_and_forward(&gw, &snapshot, req, peer, record).await,
         None => Routed::Local(reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error",
@@ -141,7 +141,6 @@ async fn route_and_forward(
     req: Request<Incoming>,
     peer: SocketAddr,
     record: &mut RequestRecord,
-    started: Instant,
 ) -> Routed {
     let (parts, body) = req.into_parts();
     let mut body = ClientBody::Streaming(body);
@@ -283,7 +282,6 @@ async fn route_and_forward(
             record.upstream_addr = Some(answer.peer);
             record.upstream_status = Some(answer.response.status().as_u16());
             record.upstream_latency = Some(answer.latency);
-            let _ = started;
             let (mut parts, body) = answer.response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             parts.version = Version::HTTP_11;
@@ -363,92 +361,5 @@ async fn read_body(body: ClientBody, max: usize) -> Result<Bytes, Response<Proxy
             StatusCode::BAD_REQUEST,
             &format!("failed to read request body: {e}"),
         )),
-    }
-}
-
-/// The path and query sent upstream: the client's raw one unless a rewrite changes it.
-fn upstream_path(rewrites: &[&Rewrite], path: &str, uri: &http::Uri) -> String {
-    let mut current: Option<(String, Option<String>)> = None;
-    for rewrite in rewrites {
-        let (p, q) = match &current {
-            Some((p, q)) => (p.as_str(), q.as_deref()),
-            None => (path, uri.query()),
-        };
-        if let Some(pq) = rewrite.apply_uri(p, q) {
-            current = Some(match pq.split_once('?') {
-                Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-                None => (pq, None),
-            });
-        }
-    }
-    match current {
-        Some((p, Some(q))) => format!("{p}?{q}"),
-        Some((p, None)) => p,
-        None => uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
-    }
-}
-
-fn rewrite_body(rewrites: &[&Rewrite], bytes: Bytes) -> Result<Bytes, String> {
-    let mut current = bytes;
-    for rewrite in rewrites {
-        match rewrite.apply_body(&current) {
-            Ok(Some(new)) => current = Bytes::from(new),
-            Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Ok(current)
-}
-
-/// `model` of a JSON request body, if any.
-fn model_of(bytes: &[u8]) -> Option<String> {
-    if bytes.first() != Some(&b'{') && !bytes.starts_with(b" ") {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    v.get("model")?.as_str().map(str::to_owned)
-}
-
-/// `host[:port]` → `host`; `[v6]:port` → `v6`.
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_stripped_from_hosts() {
-        assert_eq!(strip_port("example.com:9080"), "example.com");
-        assert_eq!(strip_port("example.com"), "example.com");
-        assert_eq!(strip_port("[::1]:80"), "::1");
-        assert_eq!(strip_port("[::1]"), "::1");
-    }
-
-    #[test]
-    fn model_is_read_from_json_bodies_only() {
-        assert_eq!(
-            model_of(br#"{"model":"gpt-4","x":1}"#).as_deref(),
-            Some("gpt-4")
-        );
-        assert_eq!(model_of(b"model=gpt-4"), None);
-        assert_eq!(model_of(b"{broken"), None);
-    }
-
-    #[test]
-    fn upstream_path_without_rewrites_is_the_raw_one() {
-        let uri: http::Uri = "/a//b?x=%20".parse().unwrap();
-        assert_eq!(upstream_path(&[], "/a/b", &uri), "/a//b?x=%20");
-        let uri: http::Uri = "http://h/".parse().unwrap();
-        assert_eq!(upstream_path(&[], "/", &uri), "/");
     }
 }

@@ -84,7 +84,7 @@ impl Lifecycle {
     }
 
     /// Stops accepting and waits up to `grace` for open connections to finish.
-    /// Returns the number of seconds waited... or `false` when the grace period ran out.
+    /// Returns `true` when every connection finished, `false` when the grace period ran out.
     pub async fn drain(self, grace: Duration) -> bool {
         let Lifecycle {
             stop_tx,

@@ -176,6 +176,17 @@ async fn the_guide_works_verbatim_and_splits_exactly_50_50() {
         })
         .sum();
     assert_eq!(total, 101.0);
+    // The mock reports usage {prompt 5, completion 7} on every answer.
+    let tokens: f64 = ["0", "1"]
+        .iter()
+        .filter_map(|a| {
+            sample(
+                &after,
+                &format!(r#"split_llm_tokens_total{{type="completion",route="aimlapi-split",arm="{a}",model="gpt-4"}}"#),
+            )
+        })
+        .sum();
+    assert_eq!(tokens, 101.0 * 7.0, "{after}");
 
     // "Check logs for upstream hits": the access log says which arm served each request.
     let logged = common::wait_until(std::time::Duration::from_secs(5), || {

@@ -37,3 +37,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Replay(args) => crate::replay::cli::run(&args),
     }
 }
+
+/// Writes `text` to standard output. A closed pipe (`split-sim run | head`) is not an
+/// error: the reader has what it wanted.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

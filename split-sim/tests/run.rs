@@ -61,7 +61,7 @@ fn three_to_one_over_eight_requests_is_exact() {
     let g = &sim.report.groups[0];
     assert_eq!(g.rule, Some(0));
     assert_eq!(g.total, 8);
-    assert_eq!(g.window, Some(4));
+    assert_eq!(g.windows[0].window, 4);
     assert_eq!(g.worst_window_deviation, Some(0.0));
     assert_eq!(g.arms[0].expected, 6.0);
     assert_eq!(g.arms[1].expected_share, 0.25);
@@ -85,7 +85,7 @@ fn uneven_totals_round_to_a_neighbour_and_windows_stay_exact() {
     let route = split_route(vec![arm("a", 2), arm("b", 3), arm("c", 5)], None);
     let sim = run(&config(&route, 1000));
     assert_eq!(hits(&sim), vec![200, 300, 500]);
-    assert_eq!(sim.report.groups[0].window, Some(10));
+    assert_eq!(sim.report.groups[0].windows[0].window, 10);
     assert_eq!(sim.report.groups[0].worst_window_deviation, Some(0.0));
 }
 
@@ -155,7 +155,9 @@ fn weight_change_rebuilds_the_snapshot() {
     let g = &sim.report.groups[0];
     assert_eq!(g.arms[0].expected, 6500.0);
     assert_eq!(g.worst_window_deviation, Some(0.0));
-    assert_eq!(g.window, Some(5));
+    assert_eq!(g.windows.len(), 2);
+    assert_eq!((g.windows[0].window, g.windows[0].picks), (2, 5000));
+    assert_eq!((g.windows[1].window, g.windows[1].to), (5, 10_000));
     assert_eq!(sim.report.changes[0].at, 5000);
     assert_eq!(sim.report.weights, vec![50, 50]);
     // A change with the wrong number of weights is refused, naming the counts.

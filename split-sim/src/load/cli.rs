@@ -136,9 +136,9 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<i32> {
         .build()?;
     let report = rt.block_on(super::run_load(&cfg))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", report::render_text(&report));
+        crate::cli::emit(&report::render_text(&report))?;
     }
     Ok(report.exit_code())
 }

@@ -47,9 +47,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<i32> {
         _ => anyhow::bail!("give --config NEW or --diff OLD NEW"),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", render_text(&report));
+        crate::cli::emit(&render_text(&report))?;
     }
     Ok(0)
 }

@@ -295,6 +295,11 @@ pub fn render_text(r: &ReplayReport) -> String {
     );
     let _ = writeln!(
         s,
+        "  (round-robin picks depend on each rule's ticket position, which a replay starts \
+         at 0: compare counts there; chash and match changes move requests for real)"
+    );
+    let _ = writeln!(
+        s,
         "sticky keys ({}) that would move: {} of {} ({:.2}%)",
         r.sticky.source,
         r.sticky.moved,

@@ -7,7 +7,7 @@ use std::ops::Range;
 use crate::stats;
 
 use super::engine::{decode, Groups};
-use super::report::{ArmReport, GroupReport};
+use super::report::{ArmReport, GroupReport, WindowReport};
 
 /// One stretch of requests served by one configuration.
 #[derive(Debug, Clone)]
@@ -72,7 +72,9 @@ pub fn group_reports(outcomes: &[u32], segments: &[Segment], groups: &Groups) ->
         .collect();
     let mut expected: Vec<Vec<f64>> = hits.iter().map(|h| vec![0.0; h.len()]).collect();
     let mut worst: Vec<Option<f64>> = vec![None; n_groups];
-    let mut periods: Vec<Option<u64>> = vec![None; n_groups];
+    let mut windows: Vec<Vec<WindowReport>> = vec![Vec::new(); n_groups];
+    // Group numbers come from `Groups::find` on the same `groups`, so they index
+    // `hits`/`expected`/`worst`/`windows`; segment ranges lie inside `outcomes`.
     for seg in segments {
         let mut seqs: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
         let slice = &outcomes[seg.range.start as usize..seg.range.end as usize];
@@ -95,11 +97,19 @@ pub fn group_reports(outcomes: &[u32], segments: &[Segment], groups: &Groups) ->
             {
                 *e += x;
             }
-            if let Some(d) = worst_window_deviation(seq, w) {
+            let d = worst_window_deviation(seq, w);
+            if let Some(d) = d {
                 let slot = &mut worst[*g as usize];
                 *slot = Some(slot.map_or(d, |s: f64| s.max(d)));
-                periods[*g as usize] = Some(stats::period(w));
             }
+            windows[*g as usize].push(WindowReport {
+                from: seg.range.start,
+                to: seg.range.end,
+                weights: w.clone(),
+                window: stats::period(w),
+                picks: seq.len() as u64,
+                worst_deviation: d,
+            });
         }
     }
     let mut out = Vec::new();
@@ -136,7 +146,7 @@ pub fn group_reports(outcomes: &[u32], segments: &[Segment], groups: &Groups) ->
             rule: group.rule,
             total,
             arms,
-            window: periods[g],
+            windows: std::mem::take(&mut windows[g]),
             worst_window_deviation: worst[g],
             chi_square: chi,
         });

@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// Standalone apisix.yaml (or .json) with routes and upstreams.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Read the live configuration from this Admin API (e.g. http://127.0.0.1:9180).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["route", "config"])]
+    pub from_admin: Option<String>,
+    /// Admin API key for --from-admin.
+    #[arg(long, env = "SPLIT_ADMIN_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     /// Route id (default: the route file's id, or the first route with a split).
     #[arg(long)]
     pub id: Option<String>,
@@ -139,6 +145,14 @@ impl RunArgs {
     /// Builds the run configuration (reads the files).
     pub fn to_config(&self) -> anyhow::Result<RunConfig> {
         let set = match (&self.route, &self.config) {
+            _ if self.from_admin.is_some() => {
+                let url = self.from_admin.as_deref().unwrap_or_default();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(super::admin::fetch(url, self.key.as_deref()))
+                    .with_context(|| format!("--from-admin {url}"))?
+            }
             (_, Some(path)) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
@@ -231,17 +245,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&sim.report)?);
+        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&sim.report)?))?;
     } else {
-        print!("{}", super::report::render_text(&sim.report));
+        crate::cli::emit(&super::report::render_text(&sim.report))?;
         let secs = elapsed.as_secs_f64();
-        println!(
-            "\nsimulated {} requests in {:.2} s ({:.1} M requests/s, {} threads)",
+        crate::cli::emit(&format!(
+            "\nsimulated {} requests in {:.2} s ({:.1} M requests/s, {} threads)\n",
             cfg.requests,
             secs,
             cfg.requests as f64 / secs.max(1e-9) / 1e6,
             cfg.threads
-        );
+        ))?;
     }
     Ok(0)
 }
@@ -258,11 +272,11 @@ fn bench(args: &RunArgs, cfg: &RunConfig) -> anyhow::Result<i32> {
     let traffic = super::traffic::Traffic::new(&cfg.traffic, route, rule)?;
     let r = super::bench::bench(&snap, &traffic, cfg.threads, args.bench_time);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&r)?))?;
     } else {
-        println!(
+        crate::cli::emit(&format!(
             "match + select (Snapshot::find + decide, shared atomic ticket), route {id:?}:\n  \
-             1 thread: {:.1} M decisions/s\n  {} threads: {:.1} M decisions/s{}",
+             1 thread: {:.1} M decisions/s\n  {} threads: {:.1} M decisions/s{}\n",
             r.single_thread_rps / 1e6,
             r.threads,
             r.multi_thread_rps / 1e6,
@@ -271,7 +285,7 @@ fn bench(args: &RunArgs, cfg: &RunConfig) -> anyhow::Result<i32> {
             } else {
                 "\n  (debug build: use --release for real numbers)"
             }
-        );
+        ))?;
     }
     Ok(0)
 }
@@ -300,9 +314,9 @@ fn compare(args: &RunArgs, cfg: &RunConfig) -> anyhow::Result<i32> {
         &pick,
     );
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
+        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&c)?))?;
     } else {
-        print!("{}", super::apisix::render_table(&c));
+        crate::cli::emit(&super::apisix::render_table(&c))?;
     }
     Ok(0)
 }

@@ -16,6 +16,9 @@ use super::traffic::Traffic;
 
 /// Bits of an outcome code that hold the arm (arms ≤ 20 < 32).
 pub const ARM_BITS: u32 = 5;
+/// Decisions between progress bar updates.
+const PROGRESS_BATCH: u64 = 1 << 16;
+
 /// Outcome group of requests that matched no route.
 pub const GROUP_NOT_FOUND: u32 = 0;
 /// Outcome group of requests the core could not decide (a var error).
@@ -163,6 +166,22 @@ pub fn decide_one(sim: &Sim<'_>, i: u64, book: &mut TicketBook) -> u32 {
         })
 }
 
+/// Threads actually used for a segment of `len` requests: below ~64k requests per
+/// thread the counting pass costs more than the threads save.
+pub fn effective_threads(len: u64, threads: usize) -> usize {
+    threads.clamp(1, (len / 65_536).max(1) as usize)
+}
+
+/// Decisions a segment makes (the counting pass doubles them when threaded), for the
+/// progress bar.
+pub fn work(len: u64, threads: usize) -> u64 {
+    if effective_threads(len, threads) > 1 {
+        2 * len
+    } else {
+        len
+    }
+}
+
 /// Runs requests `range` (one configuration segment) into `out` (same length), starting
 /// from and advancing `book`.
 pub fn run_segment(
@@ -174,8 +193,7 @@ pub fn run_segment(
     progress: &ProgressBar,
 ) {
     let len = range.end - range.start;
-    // Below ~64k requests per thread the second pass costs more than it saves.
-    let threads = threads.clamp(1, (len / 65_536).max(1) as usize);
+    let threads = effective_threads(len, threads);
     if threads == 1 {
         run_chunk(sim, range, out, book, progress);
         return;
@@ -193,9 +211,16 @@ pub fn run_segment(
                 let b = b.clone();
                 s.spawn(move || {
                     let mut counting = TicketBook::default();
+                    let mut pending = 0;
                     for i in b {
                         decide_one(sim, i, &mut counting);
+                        pending += 1;
+                        if pending == PROGRESS_BATCH {
+                            progress.inc(PROGRESS_BATCH);
+                            pending = 0;
+                        }
                     }
+                    progress.inc(pending);
                     counting
                 })
             })
@@ -235,13 +260,12 @@ fn run_chunk(
     book: &mut TicketBook,
     progress: &ProgressBar,
 ) {
-    const BATCH: u64 = 1 << 16;
     let mut pending = 0;
     for (slot, i) in out.iter_mut().zip(range) {
         *slot = decide_one(sim, i, book);
         pending += 1;
-        if pending == BATCH {
-            progress.inc(BATCH);
+        if pending == PROGRESS_BATCH {
+            progress.inc(PROGRESS_BATCH);
             pending = 0;
         }
     }

@@ -7,6 +7,7 @@
 //! The same seed and configuration give the same report, byte for byte, on any number
 //! of threads.
 
+pub mod admin;
 pub mod analysis;
 pub mod apisix;
 pub mod bench;
@@ -136,9 +137,14 @@ pub fn simulate(cfg: &RunConfig) -> anyhow::Result<Simulation> {
     bounds.push(cfg.requests);
 
     let progress = if cfg.progress && std::io::stderr().is_terminal() {
-        let pb = ProgressBar::new(cfg.requests);
+        // Threaded segments decide every request twice (counting pass, then outcomes).
+        let work: u64 = bounds
+            .windows(2)
+            .map(|b| engine::work(b[1] - b[0], cfg.threads))
+            .sum();
+        let pb = ProgressBar::new(work);
         if let Ok(style) =
-            ProgressStyle::with_template("{bar:40} {pos}/{len} requests, {per_sec}, eta {eta}")
+            ProgressStyle::with_template("{bar:40} {percent}% of {human_len} decisions, eta {eta}")
         {
             pb.set_style(style);
         }

@@ -35,13 +35,31 @@ pub struct GroupReport {
     pub total: u64,
     /// Per arm.
     pub arms: Vec<ArmReport>,
-    /// Window length `sum(w)/gcd(w)` (of the last segment that had a full window).
-    pub window: Option<u64>,
-    /// Worst |count − expected| of any arm in any window of `window` consecutive picks
-    /// (windows never span a weight change); `null` when no full window was seen.
+    /// Per weight segment: the exact-count window and the worst deviation in it.
+    pub windows: Vec<WindowReport>,
+    /// Worst |count − expected| of any arm in any window of `sum(w)/gcd(w)` consecutive
+    /// picks, over all segments (windows never span a weight change); `null` when no
+    /// segment had a full window.
     pub worst_window_deviation: Option<f64>,
     /// Goodness of fit of the totals.
     pub chi_square: Option<ChiSquare>,
+}
+
+/// Window deviation within one weight segment.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowReport {
+    /// First request index of the segment.
+    pub from: u64,
+    /// End (exclusive) of the segment.
+    pub to: u64,
+    /// Weights in force.
+    pub weights: Vec<u32>,
+    /// `sum(w)/gcd(w)`.
+    pub window: u64,
+    /// Picks of this rule in the segment.
+    pub picks: u64,
+    /// Worst |count − expected| over windows of `window` picks; `null` if fewer picks.
+    pub worst_deviation: Option<f64>,
 }
 
 /// A weight change.
@@ -157,15 +175,27 @@ pub fn render_text(r: &RunReport) -> String {
                 a.deviation
             );
         }
-        match (g.window, g.worst_window_deviation) {
-            (Some(w), Some(d)) => {
-                let _ = writeln!(
-                    s,
-                    "  worst deviation in any window of {w} consecutive picks: {d} requests"
-                );
-            }
-            _ => {
-                let _ = writeln!(s, "  fewer picks than one window: no window deviation");
+        for w in &g.windows {
+            let span = if g.windows.len() > 1 {
+                format!(" (requests {}..{}, weights {:?})", w.from, w.to, w.weights)
+            } else {
+                String::new()
+            };
+            match w.worst_deviation {
+                Some(d) => {
+                    let _ = writeln!(
+                        s,
+                        "  worst deviation in any window of {} consecutive picks: {d} requests{span}",
+                        w.window
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "  {} picks, fewer than one window of {}: no window deviation{span}",
+                        w.picks, w.window
+                    );
+                }
             }
         }
         if let Some(c) = &g.chi_square {
