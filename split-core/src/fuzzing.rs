@@ -62,7 +62,13 @@ pub fn config_json(data: &[u8]) {
     for kind in ResourceKind::ALL {
         let first = validate_object(kind, "1", &value);
         let second = validate_object(kind, "1", &again);
-        assert_eq!(first, second, "{kind:?}: validation is not deterministic");
+        // Same verdict at the same field. Messages may quote a float, and serde_json's
+        // default float parsing does not always read its own output back bit-exactly.
+        assert_eq!(
+            first.as_ref().map_err(|e| &e.path),
+            second.as_ref().map_err(|e| &e.path),
+            "{kind:?}: validation is not deterministic ({first:?} vs {second:?})"
+        );
         if let Err(e) = first {
             assert!(
                 !e.message.is_empty(),
@@ -312,13 +318,11 @@ pub fn rewrite(data: &[u8]) {
         format!("/{path}")
     };
 
-    if let Ok(r) = parse_arm_rewrite(&json!({ "regex_uri": [regex, template] })) {
-        check_rewrite(&r, &path, query);
-    }
     if let Ok(r) = parse_arm_rewrite(&json!({ "uri": template })) {
         check_rewrite(&r, &path, query);
     }
-    // The size limit keeps one input's regex compile bounded.
+    // Built directly (one regex compile per input, size-limited to bound the work): the
+    // config parser's regex_uri path is reached through the JSON input above.
     if let Ok(re) = regex::RegexBuilder::new(regex).size_limit(1 << 20).build() {
         let direct = Rewrite {
             uri: None,

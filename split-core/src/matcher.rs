@@ -107,6 +107,7 @@ impl UriTable {
             list.sort_by_key(key);
             list.dedup();
         });
+        self.prefixes.compact();
     }
 
     /// `None`: no candidate here passed; keep looking elsewhere.

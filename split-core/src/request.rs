@@ -117,7 +117,8 @@ impl<'a> Request<'a> {
     ///   `consumer_name`, `route_id`.
     /// - `arg_<n>`: first query value, `+` and `%XY` decoded (a bare `?n` is `true`).
     /// - `http_<n>`: header, case-insensitive, `_` = `-`; repeated headers joined with
-    ///   `", "` (`"; "` for Cookie), as nginx does.
+    ///   `", "` (`"; "` for Cookie), as nginx does. `http_host` falls back to
+    ///   [`Request::host`] when there is no Host header (HTTP/2).
     /// - `cookie_<n>`: cookie value, case-sensitive name, raw.
     /// - `post_arg_<n>`: form field (Content-Type starts with
     ///   `application/x-www-form-urlencoded`).
@@ -132,6 +133,10 @@ impl<'a> Request<'a> {
     pub fn value_of(&self, var: &VarName) -> Result<Option<VarValue<'a>>, VarError> {
         let s: Option<Cow<'a, str>> = match &var.kind {
             VarKind::Arg(n) => return Ok(self.arg(n)),
+            VarKind::Header(Some(h)) if *h == http::header::HOST => {
+                // HTTP/2 carries the host in `:authority`, not a Host header.
+                self.header(h).or(self.host.map(Cow::Borrowed))
+            }
             VarKind::Header(h) => h.as_ref().and_then(|h| self.header(h)),
             VarKind::Cookie(n) => self.cookie(n).map(Cow::Borrowed),
             VarKind::PostArg(n) => {

@@ -61,6 +61,8 @@ fn basic_vars() {
     assert_eq!(var(&r, "consumer_name").as_deref(), Some("alice"));
     assert_eq!(var(&r, "route_id").as_deref(), Some("r1"));
     assert_eq!(var(&r, "no_such_var"), None);
+    // No Host header (HTTP/2 :authority): http_host falls back to the request host.
+    assert_eq!(var(&r, "http_host").as_deref(), Some("API.Example.COM"));
     let r = req(&m, None, &h, None);
     assert_eq!(
         var(&r, "request_uri").as_deref(),
@@ -99,6 +101,7 @@ fn headers_and_cookies() {
         ("cookie", b"session=abc; Theme=dark"),
         ("cookie", b"lang=de"),
         ("x-bin", b"caf\xe9"),
+        ("host", b"h.example:8080"),
     ]);
     let r = req(&m, None, &h, None);
     assert_eq!(var(&r, "http_x_api_version").as_deref(), Some("v2"));
@@ -110,6 +113,7 @@ fn headers_and_cookies() {
         Some("session=abc; Theme=dark; lang=de")
     );
     assert_eq!(var(&r, "http_x_missing"), None);
+    assert_eq!(var(&r, "http_host").as_deref(), Some("h.example:8080"));
     assert_eq!(var(&r, "http_bad header"), None);
     assert_eq!(var(&r, "http_x_bin").as_deref(), Some("caf\u{fffd}"));
     assert_eq!(var(&r, "cookie_session").as_deref(), Some("abc"));

@@ -453,23 +453,3 @@ fn small_settings() {
     assert_eq!(cfg.allow_admin, Some(vec![net("127.0.0.0/24")]));
     assert_eq!(cfg.warnings.len(), 1);
 }
-
-#[test]
-fn security_warnings() {
-    // Defaults: loopback admin, 127.0.0.0/24, auth required → nothing to shout about.
-    assert!(GatewayConfig::default().security_warnings().is_empty());
-    let guide =
-        format!("{GUIDE_KEY_SNIPPET}\n{GUIDE_ALLOW_SNIPPET}").replace(PLACEHOLDER_KEY, REAL_KEY);
-    let w = parse(&guide).expect("guide").security_warnings();
-    assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains("0.0.0.0/0"), "{w:?}");
-    let w = parse("deployment:\n  admin:\n    admin_key_required: false\n    admin_listen: {ip: 0.0.0.0, port: 9180}\n")
-        .expect("open admin")
-        .security_warnings();
-    assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w[0].contains("bypassed"), "{w:?}");
-    assert!(w[1].contains("0.0.0.0:9180"), "{w:?}");
-    // Admin disabled → no admin warnings.
-    let w = parse("apisix:\n  enable_admin: false\n  admin_key_required: false\n").expect("off");
-    assert!(w.security_warnings().is_empty());
-}

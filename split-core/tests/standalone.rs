@@ -309,3 +309,25 @@ proptest! {
         prop_assert_eq!(back, set, "{}", text);
     }
 }
+
+#[test]
+fn parsed_documents_compile() {
+    let snapshot =
+        split_core::snapshot::Snapshot::compile(yaml(GUIDE_YAML)).expect("guide compiles");
+    assert_eq!(snapshot.routes.len(), 3);
+    let split = snapshot
+        .routes
+        .iter()
+        .find(|r| r.route.id == "aimlapi-split")
+        .expect("split route");
+    // The guide's shorthand is one rule with two arms, each with its own rewrite.
+    assert_eq!(split.rules.len(), 1);
+    assert_eq!(split.rules[0].weights, vec![50, 50]);
+    // APISIX's docs example: a generated route id and an integer upstream id reference.
+    let docs = yaml(
+        "routes:\n  -\n    uri: /hello\n    upstream_id: 1\nupstreams:\n  -\n    id: 1\n    nodes:\n      \"127.0.0.1:1980\": 1\n    type: roundrobin\n#END\n",
+    );
+    assert_eq!(ids(&docs, ResourceKind::Routes), ["arr_0"]);
+    let snapshot = split_core::snapshot::Snapshot::compile(docs).expect("docs example compiles");
+    assert_eq!(snapshot.upstreams.keys().collect::<Vec<_>>(), ["1"]);
+}

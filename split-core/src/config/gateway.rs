@@ -241,31 +241,6 @@ impl GatewayConfig {
         self.admin_listen.unwrap_or(DEFAULT_ADMIN_LISTEN)
     }
 
-    /// Loud startup warnings about unsafe settings (the caller prints them): auth
-    /// bypassed, an allow-all `allow_admin` entry, an Admin API listening on a
-    /// non-loopback address. Empty when the Admin API is disabled.
-    pub fn security_warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if !self.enable_admin {
-            return out;
-        }
-        if !self.admin_key_required {
-            out.push("Warning! Admin key is bypassed! (admin_key_required: false)".to_owned());
-        }
-        for net in self.admin_auth().allow_all_entries() {
-            out.push(format!(
-                "Warning! allow_admin contains {net}: the Admin API accepts every address"
-            ));
-        }
-        let listen = self.admin_listen_or_default();
-        if !listen.ip().is_loopback() {
-            out.push(format!(
-                "Warning! the Admin API listens on {listen}, which is not a loopback address"
-            ));
-        }
-        out
-    }
-
     /// Metrics listener: `export_addr`, or [`DEFAULT_PROMETHEUS_ADDR`].
     pub fn prometheus_addr_or_default(&self) -> SocketAddr {
         self.prometheus_addr.unwrap_or(DEFAULT_PROMETHEUS_ADDR)

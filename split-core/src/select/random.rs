@@ -46,6 +46,10 @@ impl SeededRandom {
     }
 
     /// The arm for `ticket`; `None` only when built with zero arms.
+    ///
+    /// Kept out of line so the round-robin path of [`super::Selector::pick`] stays small
+    /// enough to inline.
+    #[inline(never)]
     pub fn arm_at(&self, ticket: u64) -> Option<ArmIndex> {
         let total = *self.cumulative.last()?;
         if self.cumulative.len() == 1 {

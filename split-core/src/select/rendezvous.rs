@@ -34,11 +34,14 @@ impl Rendezvous {
     }
 
     /// The arm for `key`; `None` only when built with zero arms.
+    #[inline(never)]
     pub fn arm_for(&self, key: &[u8]) -> Option<ArmIndex> {
         self.arm_for_hash(stable_hash(key))
     }
 
-    /// The arm for a key already hashed with [`stable_hash`].
+    /// The arm for a key already hashed with [`stable_hash`]. Out of line for the same
+    /// reason as [`super::SeededRandom::arm_at`].
+    #[inline(never)]
     pub fn arm_for_hash(&self, key_hash: u64) -> Option<ArmIndex> {
         let mut best: Option<(ArmIndex, f64)> = None;
         for (i, &(salt, weight)) in self.arms.iter().enumerate() {

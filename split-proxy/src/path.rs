@@ -1,0 +1,96 @@
+//! The request path as APISIX matches it (`$uri`): percent-decoded, dot segments
+//! resolved, repeated slashes merged. The client's raw path is still what goes upstream
+//! unless a rewrite changes it.
+
+/// Normalises a raw request path. `None` for paths that cannot be normalised (a `..`
+/// above the root, invalid percent escapes, a decoded NUL or non-UTF-8): answer 400.
+pub fn normalize(raw: &str) -> Option<String> {
+    let decoded = percent_decode(raw)?;
+    if !decoded.starts_with('/') {
+        return if decoded == "*" { Some(decoded) } else { None };
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop()?;
+            }
+            s => segments.push(s),
+        }
+    }
+    let trailing = decoded.len() > 1
+        && (decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/.."));
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    Some(out)
+}
+
+fn percent_decode(raw: &str) -> Option<String> {
+    if !raw.contains('%') {
+        return Some(raw.to_owned());
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            let byte = u8::from_str_radix(hex, 16).ok()?;
+            if byte == 0 {
+                return None;
+            }
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn paths_normalise_like_nginx_uri() {
+        let cases = [
+            ("/", "/"),
+            ("/chat/completions", "/chat/completions"),
+            ("//chat///completions", "/chat/completions"),
+            ("/a/./b/../c", "/a/c"),
+            ("/a/b/", "/a/b/"),
+            ("/a/b/..", "/a/"),
+            ("/v1%2Fchat", "/v1/chat"),
+            ("/caf%C3%A9", "/café"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize(raw).as_deref(), Some(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn bad_paths_are_rejected_without_panicking() {
+        for raw in [
+            "/..",
+            "/a/../../b",
+            "/%zz",
+            "/%4",
+            "/%00",
+            "/%ff",
+            "relative",
+            "",
+        ] {
+            assert_eq!(normalize(raw), None, "{raw}");
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The data plane request handler: match a route, pick the split arm (atomic ticket),
+//! rewrite, forward to a node of the plan, stream the answer back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT, HOST, SERVER};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use split_core::request::{normalize_ip, Request as CoreRequest, VarError};
+use split_core::snapshot::{CompiledRoute, Decision, Lookup, Snapshot};
+
+use crate::body::{full, stream, ProxyBody};
+use crate::forward::{forward, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT};
+use crate::headers::{add_forwarded, server_value, strip_hop_by_hop};
+use crate::live::Live;
+use crate::observe::{ObservedBody, Observer};
+use crate::record::RequestRecord;
+use crate::reply;
+use crate::request_edit::{model_of, rewrite_body, strip_port, upstream_path};
+use crate::tickets::Tickets;
+use crate::upload::Progress;
+use crate::upstream::pool::Pool;
+
+/// Everything the data plane shares between requests.
+pub struct Gateway {
+    /// The live configuration snapshot.
+    pub live: Live,
+    /// Per split rule tickets.
+    pub rule_tickets: Tickets,
+    /// Per upstream node tickets.
+    pub node_tickets: Tickets,
+    /// Upstream connections.
+    pub pool: Arc<Pool>,
+    /// Metrics and access log.
+    pub observer: Observer,
+    /// Largest body read into memory.
+    pub max_body: usize,
+}
+
+/// The client request body: still streaming, or read into memory.
+enum ClientBody {
+    Streaming(Incoming),
+    Read(Bytes),
+}
+
+/// Handles one client request; never fails (errors become JSON responses).
+pub async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let remote = normalize_ip(peer.ip());
+    let mut guard = Abandoned {
+        record: Some(RequestRecord::new(remote, req.method(), req.uri())),
+        started,
+        observer: gw.observer.clone(),
+    };
+    let snapshot = gw.live.load_full();
+    let response = match guard.record.as_mut() {
+        Some(record) => route_and_forward(&gw, &snapshot, req, peer, record).await,
+        None => Routed::Local(reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+        )),
+    };
+    let record = guard.record.take();
+    match record {
+        Some(record) => finish(response, record, started, &gw.observer),
+        None => Routed::into_response(response),
+    }
+}
+
+/// Records a request whose client went away before the response head (hyper drops the
+/// handler future, which also cancels the upstream request): status 499, as nginx logs.
+struct Abandoned {
+    record: Option<RequestRecord>,
+    started: Instant,
+    observer: Observer,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.status = 499;
+            record.request_time = self.started.elapsed();
+            self.observer.finish(&record);
+        }
+    }
+}
+
+impl Routed {
+    fn into_response(self) -> Response<ProxyBody> {
+        match self {
+            Routed::Local(r) | Routed::Proxied(r, _) => r,
+        }
+    }
+}
+
+/// Wraps the response body so the request is recorded when it ends.
+fn finish(
+    routed: Routed,
+    mut record: RequestRecord,
+    started: Instant,
+    observer: &Observer,
+) -> Response<ProxyBody> {
+    let (mut response, read_timeout) = match routed {
+        Routed::Local(r) => (r, None),
+        Routed::Proxied(r, t) => (r, Some(t)),
+    };
+    response.headers_mut().insert(SERVER, server_value());
+    record.status = response.status().as_u16();
+    record.ttfb = Some(started.elapsed());
+    let watch_usage = record.upstream_status.is_some();
+    let (parts, body) = response.into_parts();
+    let body = ObservedBody::new(
+        body,
+        read_timeout,
+        record,
+        started,
+        observer.clone(),
+        watch_usage,
+    );
+    Response::from_parts(parts, stream(body))
+}
+
+enum Routed {
+    /// Written by the gateway.
+    Local(Response<ProxyBody>),
+    /// From the upstream; the body is read with this per-frame timeout.
+    Proxied(Response<ProxyBody>, std::time::Duration),
+}
+
+async fn route_and_forward(
+    gw: &Gateway,
+    snapshot: &Snapshot,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    record: &mut RequestRecord,
+) -> Routed {
+    let (parts, body) = req.into_parts();
+    let mut body = ClientBody::Streaming(body);
+    let Some(path) = crate::path::normalize(parts.uri.path()) else {
+        return Routed::Local(reply::error(
+            StatusCode::BAD_REQUEST,
+            "invalid request path",
+        ));
+    };
+    let host_header = parts
+        .headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()));
+    let host = host_header.as_deref().map(strip_port);
+    let remote = normalize_ip(peer.ip());
+
+    // Route and arm; read the body first only when a `post_arg` variable needs it.
+    let mut decided = None;
+    for _ in 0..2 {
+        let body_bytes = match &body {
+            ClientBody::Read(b) => Some(&b[..]),
+            ClientBody::Streaming(_) => None,
+        };
+        let view = CoreRequest {
+            method: &parts.method,
+            host,
+            path: &path,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            remote_addr: remote,
+            remote_port: peer.port(),
+            body: body_bytes,
+            consumer: None,
+            route_id: None,
+        };
+        match decide(gw, snapshot, &view) {
+            Step::Found(route, decision, chash) => {
+                decided = Some((route, decision, chash));
+                break;
+            }
+            Step::NotFound => return Routed::Local(reply::route_not_found()),
+            Step::NeedBody => match read_body(body, gw.max_body).await {
+                Ok(bytes) => body = ClientBody::Read(bytes),
+                Err(response) => return Routed::Local(response),
+            },
+        }
+    }
+    let Some((route, decision, chash_key)) = decided else {
+        return Routed::Local(reply::route_not_found());
+    };
+    let route_id = route.route.id.as_str();
+    record.route_id = Some(route_id.to_owned());
+    record.service_id = route.route.service_id.clone();
+    record.matched_uri = route.route.uris.first().cloned();
+    record.matched_host = route.route.hosts.first().cloned();
+    record.rule = decision.rule;
+    record.arm = decision.arm_label.map(str::to_owned);
+    if let (Some(rule), Some(arm)) = (decision.rule, decision.arm_label) {
+        gw.observer.metrics.arm_request(route_id, rule, arm);
+    }
+    let Some(upstream) = decision.upstream else {
+        return Routed::Local(reply::missing_upstream());
+    };
+
+    // Rewrites: uri, headers, body.
+    let needs_body = decision.rewrites.iter().any(|r| r.needs_body());
+    if needs_body {
+        if let ClientBody::Streaming(_) = body {
+            match read_body(body, gw.max_body).await {
+                Ok(bytes) => body = ClientBody::Read(bytes),
+                Err(response) => return Routed::Local(response),
+            }
+        }
+    }
+    let path_and_query = upstream_path(&decision.rewrites, &path, &parts.uri);
+    record.upstream_uri = Some(path_and_query.clone());
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    headers.remove(EXPECT);
+    add_forwarded(&mut headers, remote, parts.headers.get(HOST));
+    for rewrite in &decision.rewrites {
+        rewrite.apply_headers(&mut headers);
+    }
+    let host_override = decision.rewrites.iter().rev().find_map(|r| r.host.clone());
+    let upload_body = match body {
+        ClientBody::Streaming(incoming) => stream(incoming),
+        ClientBody::Read(bytes) => {
+            record.model = model_of(&bytes);
+            let bytes = match rewrite_body(&decision.rewrites, bytes) {
+                Ok(b) => b,
+                Err(msg) => return Routed::Local(reply::error(StatusCode::BAD_REQUEST, &msg)),
+            };
+            if needs_body {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            }
+            full(bytes)
+        }
+    };
+
+    // Nodes and timeouts.
+    let ticket = gw.node_tickets.next(upstream.key.0);
+    let plan = upstream.plan(ticket, chash_key.as_deref());
+    let timeouts = route.effective_timeout(upstream).unwrap_or(DEFAULT_TIMEOUT);
+    let out = Outgoing {
+        method: parts.method.clone(),
+        path_and_query,
+        headers,
+        host_override,
+        client_host: host_header.clone(),
+        body: upload_body,
+    };
+    let is_json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let upload = Progress::new(is_json && record.model.is_none());
+    let metrics = &gw.observer.metrics;
+    let mut on_error = |e: AttemptError<'_>| metrics.upstream_error(route_id, &e.node, e.kind);
+    let result = forward(
+        &gw.pool,
+        upstream,
+        &plan,
+        timeouts,
+        out,
+        Arc::clone(&upload),
+        &mut on_error,
+    )
+    .await;
+    record.bytes_received = upload.bytes();
+    if record.model.is_none() {
+        record.model = upload.model();
+    }
+    match result {
+        Ok(answer) => {
+            record.upstream_addr = Some(answer.peer);
+            record.upstream_status = Some(answer.response.status().as_u16());
+            record.upstream_latency = Some(answer.latency);
+            let (mut parts, body) = answer.response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.version = Version::HTTP_11;
+            Routed::Proxied(Response::from_parts(parts, stream(body)), timeouts.read)
+        }
+        Err(ForwardError::NoNodes) => Routed::Local(reply::error(
+            StatusCode::BAD_GATEWAY,
+            "no valid upstream node",
+        )),
+        Err(ForwardError::Failed {
+            timeout: true,
+            reason,
+        }) => {
+            tracing::warn!(route = route_id, %reason, "upstream timed out");
+            Routed::Local(reply::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream timed out",
+            ))
+        }
+        Err(ForwardError::Failed {
+            timeout: false,
+            reason,
+        }) => {
+            tracing::warn!(route = route_id, %reason, "upstream unavailable");
+            Routed::Local(reply::error(
+                StatusCode::BAD_GATEWAY,
+                &format!("upstream unavailable: {reason}"),
+            ))
+        }
+    }
+}
+
+enum Step<'s> {
+    Found(&'s CompiledRoute, Decision<'s>, Option<Vec<u8>>),
+    NeedBody,
+    NotFound,
+}
+
+/// Finds the route and picks the arm (taking one ticket of the matched rule).
+fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> Step<'s> {
+    let route = match snapshot.find(view) {
+        Lookup::Found(route) => route,
+        Lookup::NeedBody => return Step::NeedBody,
+        Lookup::NotFound => return Step::NotFound,
+    };
+    let mut view = view.clone();
+    view.route_id = Some(route.route.id.as_str());
+    let mut ticket = |key: split_core::snapshot::RuleKey| gw.rule_tickets.next(key.0);
+    match route.decide(&view, &mut ticket) {
+        Ok(decision) => {
+            let key = match decision.upstream {
+                Some(up) => match up.hash_key(&view) {
+                    Ok(k) => k.map(String::into_bytes),
+                    Err(VarError::NeedBody) => return Step::NeedBody,
+                },
+                None => None,
+            };
+            Step::Found(route, decision, key)
+        }
+        Err(VarError::NeedBody) => Step::NeedBody,
+    }
+}
+
+/// Reads the whole client body, at most `max` bytes (else 413).
+async fn read_body(body: ClientBody, max: usize) -> Result<Bytes, Response<ProxyBody>> {
+    let incoming = match body {
+        ClientBody::Read(bytes) => return Ok(bytes),
+        ClientBody::Streaming(incoming) => incoming,
+    };
+    match Limited::new(incoming, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {max} bytes"),
+        )),
+        Err(e) => Err(reply::error(
+            StatusCode::BAD_REQUEST,
+            &format!("failed to read request body: {e}"),
+        )),
+    }
+}

@@ -1,0 +1,168 @@
+//! What is known about one request when it ends: feeds the access log and the metrics.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+/// The summary of one request.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// When the request arrived.
+    pub time: SystemTime,
+    /// Client address (normalised).
+    pub remote_addr: IpAddr,
+    /// Method.
+    pub method: String,
+    /// Path and query as received.
+    pub uri: String,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Matched route id.
+    pub route_id: Option<String>,
+    /// Matched route's service id.
+    pub service_id: Option<String>,
+    /// Matched route's first uri pattern (`matched_uri` label).
+    pub matched_uri: Option<String>,
+    /// Matched route's first host pattern (`matched_host` label).
+    pub matched_host: Option<String>,
+    /// Matched split rule index.
+    pub rule: Option<usize>,
+    /// Picked arm label.
+    pub arm: Option<String>,
+    /// Upstream address actually used (`ip:port`).
+    pub upstream_addr: Option<std::net::SocketAddr>,
+    /// Path and query sent upstream.
+    pub upstream_uri: Option<String>,
+    /// Status the upstream answered.
+    pub upstream_status: Option<u16>,
+    /// Time until the upstream response head arrived.
+    pub upstream_latency: Option<Duration>,
+    /// Time until the response head was sent to the client.
+    pub ttfb: Option<Duration>,
+    /// Total time until the response body ended.
+    pub request_time: Duration,
+    /// Request body bytes received from the client (as far as read).
+    pub bytes_received: u64,
+    /// Response body bytes sent to the client.
+    pub bytes_sent: u64,
+    /// Authenticated consumer.
+    pub consumer: Option<String>,
+    /// `model` of a JSON request body, when the body was read.
+    pub model: Option<String>,
+    /// `usage.prompt_tokens` of the response, when seen.
+    pub prompt_tokens: Option<u64>,
+    /// `usage.completion_tokens` of the response, when seen.
+    pub completion_tokens: Option<u64>,
+}
+
+impl RequestRecord {
+    /// A record for a request that just arrived.
+    pub fn new(remote_addr: IpAddr, method: &http::Method, uri: &http::Uri) -> RequestRecord {
+        RequestRecord {
+            time: SystemTime::now(),
+            remote_addr,
+            method: method.as_str().to_owned(),
+            uri: uri
+                .path_and_query()
+                .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            status: 0,
+            route_id: None,
+            service_id: None,
+            matched_uri: None,
+            matched_host: None,
+            rule: None,
+            arm: None,
+            upstream_addr: None,
+            upstream_uri: None,
+            upstream_status: None,
+            upstream_latency: None,
+            ttfb: None,
+            request_time: Duration::ZERO,
+            bytes_received: 0,
+            bytes_sent: 0,
+            consumer: None,
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+        }
+    }
+
+    /// The access log line (one JSON object, the contract's fields, no newline).
+    pub fn to_json_line(&self) -> String {
+        let time = self
+            .time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        serde_json::json!({
+            "time": time,
+            "remote_addr": self.remote_addr.to_string(),
+            "method": self.method,
+            "uri": self.uri,
+            "status": self.status,
+            "route_id": self.route_id,
+            "rule": self.rule,
+            "arm": self.arm,
+            "upstream_addr": self.upstream_addr.map(|a| a.to_string()),
+            "upstream_uri": self.upstream_uri,
+            "upstream_status": self.upstream_status,
+            "request_time_ms": millis(self.request_time),
+            "ttfb_ms": self.ttfb.map(millis),
+            "bytes_sent": self.bytes_sent,
+            "consumer": self.consumer,
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        })
+        .to_string()
+    }
+}
+
+/// Milliseconds with microsecond precision.
+pub fn millis(d: Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_log_line_has_exactly_the_contract_fields() {
+        let uri: http::Uri = "/chat/completions?x=1".parse().unwrap();
+        let mut r = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::POST, &uri);
+        r.status = 200;
+        r.route_id = Some("aimlapi-split".into());
+        r.rule = Some(0);
+        r.arm = Some("1".into());
+        r.upstream_addr = Some("127.0.0.1:443".parse().unwrap());
+        r.request_time = Duration::from_micros(1500);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json_line()).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = vec![
+            "time",
+            "remote_addr",
+            "method",
+            "uri",
+            "status",
+            "route_id",
+            "rule",
+            "arm",
+            "upstream_addr",
+            "upstream_uri",
+            "upstream_status",
+            "request_time_ms",
+            "ttfb_ms",
+            "bytes_sent",
+            "consumer",
+            "model",
+            "prompt_tokens",
+            "completion_tokens",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(v["uri"], "/chat/completions?x=1");
+        assert_eq!(v["upstream_addr"], "127.0.0.1:443");
+        assert_eq!(v["request_time_ms"], 1.5);
+        assert_eq!(v["rule"], 0);
+    }
+}

@@ -1,0 +1,92 @@
+//! The upstream request derived from the client's: path and query after rewrites, the
+//! rewritten body, the client host without port, the `model` for the access log.
+
+use bytes::Bytes;
+use split_core::rewrite::Rewrite;
+
+/// The path and query sent upstream: the client's raw one unless a rewrite changes it.
+pub fn upstream_path(rewrites: &[&Rewrite], path: &str, uri: &http::Uri) -> String {
+    let mut current: Option<(String, Option<String>)> = None;
+    for rewrite in rewrites {
+        let (p, q) = match &current {
+            Some((p, q)) => (p.as_str(), q.as_deref()),
+            None => (path, uri.query()),
+        };
+        if let Some(pq) = rewrite.apply_uri(p, q) {
+            current = Some(match pq.split_once('?') {
+                Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+                None => (pq, None),
+            });
+        }
+    }
+    match current {
+        Some((p, Some(q))) => format!("{p}?{q}"),
+        Some((p, None)) => p,
+        None => uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
+    }
+}
+
+pub fn rewrite_body(rewrites: &[&Rewrite], bytes: Bytes) -> Result<Bytes, String> {
+    let mut current = bytes;
+    for rewrite in rewrites {
+        match rewrite.apply_body(&current) {
+            Ok(Some(new)) => current = Bytes::from(new),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(current)
+}
+
+/// `model` of a JSON request body, if any.
+pub fn model_of(bytes: &[u8]) -> Option<String> {
+    if bytes.first() != Some(&b'{') && !bytes.starts_with(b" ") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    v.get("model")?.as_str().map(str::to_owned)
+}
+
+/// `host[:port]` → `host`; `[v6]:port` → `v6`.
+pub fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("example.com:9080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("[::1]"), "::1");
+    }
+
+    #[test]
+    fn model_is_read_from_json_bodies_only() {
+        assert_eq!(
+            model_of(br#"{"model":"gpt-4","x":1}"#).as_deref(),
+            Some("gpt-4")
+        );
+        assert_eq!(model_of(b"model=gpt-4"), None);
+        assert_eq!(model_of(b"{broken"), None);
+    }
+
+    #[test]
+    fn upstream_path_without_rewrites_is_the_raw_one() {
+        let uri: http::Uri = "/a//b?x=%20".parse().unwrap();
+        assert_eq!(upstream_path(&[], "/a/b", &uri), "/a//b?x=%20");
+        let uri: http::Uri = "http://h/".parse().unwrap();
+        assert_eq!(upstream_path(&[], "/", &uri), "/");
+    }
+}

@@ -1,0 +1,236 @@
+//! `split-proxy serve`: validate everything, bind, print the startup summary, serve until
+//! SIGTERM/SIGINT, then drain.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::access_log::AccessLog;
+use crate::cli::Cli;
+use crate::live::{empty_snapshot, new_live};
+use crate::logging::LevelHandle;
+use crate::metrics::Metrics;
+use crate::observe::Observer;
+use crate::proxy::{handle, Gateway};
+use crate::server::{bind, metrics_handler, Handler, Lifecycle};
+use crate::settings::{Fatal, Settings, Source};
+use crate::tickets::Tickets;
+use crate::upstream::connect::{ConnectTo, Connector};
+use crate::upstream::pool::Pool;
+use crate::{exit_fatal, standalone, upstream};
+
+/// Exit code when the gateway could not start for a reason other than bad config.
+const EXIT_START_FAILED: u8 = 1;
+
+/// Things prepared before the runtime starts (all validation done).
+struct Prepared {
+    settings: Settings,
+    connector: Connector,
+    access_log: Option<Arc<AccessLog>>,
+    live: crate::live::Live,
+    admin: split_admin::Admin,
+    applied_text: Option<String>,
+    grace: Duration,
+    max_body: usize,
+}
+
+/// Runs `serve`.
+pub fn run(cli: &Cli, log: LevelHandle) -> ExitCode {
+    let prepared = match prepare(cli) {
+        Ok(p) => p,
+        Err(fatal) => return exit_fatal(&fatal),
+    };
+    let workers = cli
+        .serve
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("split-proxy: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_START_FAILED);
+        }
+    };
+    match runtime.block_on(serve(prepared, workers, log)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("split-proxy: {reason}");
+            ExitCode::from(EXIT_START_FAILED)
+        }
+    }
+}
+
+fn prepare(cli: &Cli) -> Result<Prepared, Fatal> {
+    let settings = crate::settings::resolve(&cli.global, &cli.serve)?;
+    let connect_to = cli
+        .serve
+        .connect_to
+        .iter()
+        .map(|s| ConnectTo::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|reason| Fatal::new("--connect-to", reason))?;
+    let tls = upstream::tls::client_config(cli.serve.ca_file.as_deref())
+        .map_err(|reason| Fatal::new("--ca-file", reason))?;
+    let access_log = match &cli.serve.access_log {
+        Some(spec) => Some(Arc::new(
+            AccessLog::open(spec).map_err(|reason| Fatal::new("--access-log", reason))?,
+        )),
+        None => None,
+    };
+    let (snapshot, applied_text) = match &settings.source {
+        Source::Standalone(path) => {
+            let (snapshot, text) = standalone::load(path)
+                .map_err(|e| Fatal::new(path.display().to_string(), e.to_string()))?;
+            (snapshot, Some(text))
+        }
+        Source::Embedded => (empty_snapshot(), None),
+    };
+    let live = new_live(snapshot);
+    // Opening the embedded store compiles and publishes what it holds.
+    let admin = crate::admin_host::open(&settings, &live)?;
+    Ok(Prepared {
+        settings,
+        connector: Connector::new(connect_to, tls),
+        access_log,
+        live,
+        admin,
+        applied_text,
+        grace: cli.serve.grace,
+        max_body: cli.serve.max_body_size,
+    })
+}
+
+async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), String> {
+    let Prepared {
+        settings,
+        connector,
+        access_log,
+        live,
+        admin,
+        applied_text,
+        grace,
+        max_body,
+    } = p;
+    let metrics = Metrics::new();
+    let gateway = Arc::new(Gateway {
+        live: Arc::clone(&live),
+        rule_tickets: Tickets::default(),
+        node_tickets: Tickets::default(),
+        pool: Pool::new(connector),
+        observer: Observer {
+            metrics: Arc::clone(&metrics),
+            access_log: access_log.clone(),
+        },
+        max_body,
+    });
+
+    let lifecycle = Lifecycle::new();
+    let mut bound: Vec<(String, SocketAddr)> = Vec::new();
+    for addr in &settings.listen {
+        let listener = bind("proxy", *addr).await?;
+        bound.push(("proxy".into(), local_addr(&listener, *addr)));
+        let gw = Arc::clone(&gateway);
+        let handler: Handler =
+            Arc::new(move |req, peer| Box::pin(handle(Arc::clone(&gw), req, peer)));
+        lifecycle.serve(listener, handler);
+    }
+    if let Some(addr) = settings.admin_listen {
+        let listener = bind("admin", addr).await?;
+        bound.push(("admin API".into(), local_addr(&listener, addr)));
+        lifecycle.serve(listener, crate::admin_host::handler(admin.clone()));
+    }
+    let listener = bind("metrics", settings.metrics_listen).await?;
+    bound.push((
+        "metrics".into(),
+        local_addr(&listener, settings.metrics_listen),
+    ));
+    lifecycle.serve(listener, metrics_handler(Arc::clone(&metrics)));
+
+    summary(&settings, &bound, workers);
+    if let (Source::Standalone(path), Some(text)) = (&settings.source, applied_text) {
+        tokio::spawn(standalone::watch(
+            path.clone(),
+            Arc::clone(&live),
+            text,
+            Duration::from_secs(1),
+        ));
+    }
+    tokio::spawn(crate::live::prune_tickets(
+        Arc::clone(&gateway),
+        Duration::from_secs(1),
+    ));
+
+    crate::signals::wait_for_shutdown(&settings, &admin, &log).await;
+    eprintln!("split-proxy: shutting down, draining in-flight requests (grace {grace:?})");
+    let clean = lifecycle.drain(grace).await;
+    if !clean {
+        eprintln!("split-proxy: grace period over, closing remaining connections");
+    }
+    if let Some(log) = access_log {
+        log.close();
+        if log.dropped() > 0 {
+            eprintln!(
+                "split-proxy: {} access log lines were dropped (writer too slow)",
+                log.dropped()
+            );
+        }
+    }
+    eprintln!("split-proxy: stopped");
+    Ok(())
+}
+
+fn local_addr(listener: &tokio::net::TcpListener, fallback: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(fallback)
+}
+
+/// The startup summary on stderr (never prints keys, except a freshly generated one once).
+fn summary(settings: &Settings, bound: &[(String, SocketAddr)], workers: usize) {
+    eprintln!(
+        "split-proxy {} starting ({workers} worker threads)",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (what, addr) in bound {
+        eprintln!("split-proxy: {what} listening on {addr}");
+    }
+    match &settings.source {
+        Source::Embedded => eprintln!(
+            "split-proxy: config source: embedded store {}",
+            settings.data_dir.join("split.redb").display()
+        ),
+        Source::Standalone(path) => eprintln!(
+            "split-proxy: config source: standalone file {} (polled every 1s; Admin API read-only)",
+            path.display()
+        ),
+    }
+    if let Some(path) = &settings.config_path {
+        eprintln!("split-proxy: config.yaml: {}", path.display());
+    }
+    if settings.admin_listen.is_some() {
+        let auth = &settings.auth;
+        let allow: Vec<String> = auth.allow.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "split-proxy: admin auth: {} ({} key{}), allow_admin: [{}]",
+            if auth.required { "on" } else { "OFF" },
+            auth.keys.len(),
+            if auth.keys.len() == 1 { "" } else { "s" },
+            allow.join(", ")
+        );
+    } else {
+        eprintln!("split-proxy: admin API disabled (enable_admin: false)");
+    }
+    if let Some(key) = &settings.generated_key {
+        eprintln!(
+            "split-proxy: generated admin key (shown once, stored in {}): {key}",
+            crate::admin_key::path(&settings.data_dir).display()
+        );
+    }
+    for w in &settings.warnings {
+        eprintln!("split-proxy: {w}");
+    }
+}

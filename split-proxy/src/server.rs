@@ -1,0 +1,167 @@
+//! Listeners: accept loops serving HTTP/1.1 (title-case headers) and h2c with hyper, and
+//! graceful drain: on shutdown every loop stops accepting, open connections finish their
+//! in-flight requests, and `drain` waits for them up to the grace period.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderValue, CONTENT_TYPE, SERVER};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::body::{full, ProxyBody};
+use crate::headers::server_value;
+use crate::metrics::Metrics;
+use crate::reply;
+
+/// A request handler: request + client address → response.
+pub type Handler = Arc<
+    dyn Fn(
+            Request<Incoming>,
+            SocketAddr,
+        ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Shutdown signalling shared by every listener and connection.
+pub struct Lifecycle {
+    stop_tx: watch::Sender<bool>,
+    alive_tx: mpsc::Sender<()>,
+    alive_rx: mpsc::Receiver<()>,
+}
+
+impl Lifecycle {
+    /// A running lifecycle.
+    pub fn new() -> Lifecycle {
+        let (stop_tx, _) = watch::channel(false);
+        let (alive_tx, alive_rx) = mpsc::channel(1);
+        Lifecycle {
+            stop_tx,
+            alive_tx,
+            alive_rx,
+        }
+    }
+
+    /// Serves `listener` with `handler` until shutdown.
+    pub fn serve(&self, listener: TcpListener, handler: Handler) {
+        let mut stop = self.stop_tx.subscribe();
+        let alive = self.alive_tx.clone();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .title_case_headers(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30));
+        let builder = Arc::new(builder);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            let _ = stream.set_nodelay(true);
+                            spawn_connection(stream, peer, Arc::clone(&builder), Arc::clone(&handler), stop.clone(), alive.clone());
+                        }
+                        Err(e) => {
+                            // Out of file descriptors or similar: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+    }
+
+    /// Stops accepting and waits up to `grace` for open connections to finish.
+    /// Returns `true` when every connection finished, `false` when the grace period ran out.
+    pub async fn drain(self, grace: Duration) -> bool {
+        let Lifecycle {
+            stop_tx,
+            alive_tx,
+            mut alive_rx,
+        } = self;
+        let _ = stop_tx.send(true);
+        drop(alive_tx);
+        // `recv` returns `None` once every connection task dropped its sender.
+        tokio::time::timeout(grace, async { while alive_rx.recv().await.is_some() {} })
+            .await
+            .is_ok()
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle::new()
+    }
+}
+
+fn spawn_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handler: Handler,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    tokio::spawn(async move {
+        let _alive = alive;
+        let service = service_fn(move |req| {
+            let handler = Arc::clone(&handler);
+            async move { Ok::<_, Infallible>(handler(req, peer).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "client connection ended with an error");
+                }
+            }
+            _ = stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    });
+}
+
+/// The Prometheus endpoint: `/apisix/prometheus/metrics` and `/metrics`.
+pub fn metrics_handler(metrics: Arc<Metrics>) -> Handler {
+    Arc::new(move |req, _peer| {
+        let metrics = Arc::clone(&metrics);
+        Box::pin(async move {
+            match req.uri().path() {
+                "/metrics" | "/apisix/prometheus/metrics" => {
+                    let mut res = Response::new(full(metrics.encode()));
+                    res.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
+                    );
+                    res.headers_mut().insert(SERVER, server_value());
+                    res
+                }
+                _ => reply::error(StatusCode::NOT_FOUND, "404 Route Not Found"),
+            }
+        })
+    })
+}
+
+/// Binds `addr`; the error names the address.
+pub async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+}

@@ -1,0 +1,169 @@
+//! The request body on its way upstream: streamed frame by frame, with progress shared
+//! with the request task so the response-head wait can tell a stalled upload (send
+//! timeout) from a slow upstream (read timeout), and a byte count for `ingress` metrics.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::body::{BoxError, ProxyBody};
+
+/// Upload progress, shared between the body and the request task.
+#[derive(Debug)]
+pub struct Progress {
+    origin: Instant,
+    last_ms: AtomicU64,
+    done: AtomicBool,
+    bytes: AtomicU64,
+    /// The first bytes of a JSON body (to log its `model`), when captured.
+    head: Option<Mutex<Vec<u8>>>,
+}
+
+/// Largest JSON body whose `model` is picked up for the access log.
+const HEAD_CAP: usize = 64 * 1024;
+
+impl Progress {
+    /// Progress starting now; `capture_json` keeps the body's first bytes so
+    /// [`Progress::model`] can read a JSON `model` field.
+    pub fn new(capture_json: bool) -> Arc<Progress> {
+        Arc::new(Progress {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            bytes: AtomicU64::new(0),
+            head: capture_json.then(|| Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The `model` of a captured JSON body that went upstream completely.
+    pub fn model(&self) -> Option<String> {
+        let head = self.head.as_ref()?;
+        if !self.done() {
+            return None;
+        }
+        let head = head.lock().unwrap_or_else(|p| p.into_inner());
+        if head.len() as u64 != self.bytes() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&head).ok()?;
+        v.get("model")?.as_str().map(str::to_owned)
+    }
+
+    fn capture(&self, data: &[u8]) {
+        let Some(head) = &self.head else { return };
+        let mut head = head.lock().unwrap_or_else(|p| p.into_inner());
+        let room = HEAD_CAP.saturating_sub(head.len());
+        head.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the body last made progress.
+    pub fn last_activity(&self) -> Instant {
+        self.origin + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// True once the whole body went upstream.
+    pub fn done(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Bytes passed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// A request body reporting its progress.
+pub struct ProgressBody {
+    inner: ProxyBody,
+    progress: Arc<Progress>,
+}
+
+impl ProgressBody {
+    /// Wraps `inner`.
+    pub fn new(inner: ProxyBody, progress: Arc<Progress>) -> ProgressBody {
+        progress.touch();
+        if inner.is_end_stream() {
+            progress.done.store(true, Ordering::Relaxed);
+        }
+        ProgressBody { inner, progress }
+    }
+}
+
+impl Body for ProgressBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.progress.capture(data);
+                    this.progress
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                this.progress.touch();
+                if this.inner.is_end_stream() {
+                    this.progress.done.store(true, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(None) => {
+                this.progress.touch();
+                this.progress.done.store(true, Ordering::Relaxed);
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn model_is_read_from_a_complete_json_upload() {
+        let progress = Progress::new(true);
+        let body = ProgressBody::new(
+            crate::body::full(r#"{"model":"gpt-4","x":[1]}"#),
+            Arc::clone(&progress),
+        );
+        assert_eq!(progress.model(), None);
+        let _ = body.collect().await.unwrap();
+        assert!(progress.done());
+        assert_eq!(progress.bytes(), 25);
+        assert_eq!(progress.model().as_deref(), Some("gpt-4"));
+
+        let progress = Progress::new(false);
+        let body = ProgressBody::new(
+            crate::body::full(r#"{"model":"gpt-4"}"#),
+            Arc::clone(&progress),
+        );
+        let _ = body.collect().await.unwrap();
+        assert_eq!(progress.model(), None);
+    }
+}

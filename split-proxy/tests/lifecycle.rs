@@ -1,0 +1,317 @@
+//! Process lifecycle: exit 64 on bad config before binding, the generated admin key,
+//! `validate`, standalone reload under load, graceful drain on SIGTERM, malformed
+//! requests.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::gateway::{run, start, try_start};
+use common::{raw_request, wait_until, Client, Mock};
+use serde_json::json;
+
+fn route_doc(node: &str, uri: &str) -> String {
+    json!({"routes": [{"id": "r", "uri": uri, "upstream": {"nodes": {node: 1}}}]}).to_string()
+}
+
+#[test]
+fn bad_config_exits_64_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apisix.json");
+    std::fs::write(
+        &file,
+        r#"{"routes":[{"id":"r","uri":"/x","upstream":{"nodes":{"127.0.0.1:1":-1}}}]}"#,
+    )
+    .unwrap();
+    let (status, err) = try_start(dir.path(), &["--standalone", file.to_str().unwrap()])
+        .err()
+        .expect("must not start");
+    assert_eq!(status.and_then(|s| s.code()), Some(64), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("split-proxy: "))
+        .unwrap();
+    assert!(line.contains("apisix.json: "), "{err}");
+    assert!(line.contains("nodes"), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "apisix:\n  admin_key:\n    - name: admin\n      key: YOUR_ADMIN_KEY_HERE\n      role: admin\n",
+    )
+    .unwrap();
+    let (status, err) = try_start(dir.path(), &["-c", config.to_str().unwrap()])
+        .err()
+        .expect("placeholder key must be refused");
+    assert_eq!(status.and_then(|s| s.code()), Some(64), "{err}");
+    assert!(
+        err.contains("config.yaml: ") && err.contains("YOUR_ADMIN_KEY_HERE"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(&["--connect-to", "nonsense", "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--connect-to"), "{err}");
+}
+
+#[test]
+fn validate_reports_field_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("apisix.yaml");
+    std::fs::write(
+        &good,
+        "routes:\n  - uri: /x\n    upstream:\n      nodes:\n        \"127.0.0.1:1\": 1\n#END\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["validate", good.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "routes:\n  - uri: /x\n    upstream:\n      nodes:\n        \"127.0.0.1:1\": 1\n      pass_host: rewrite\n#END\n").unwrap();
+    let (code, _, err) = run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.starts_with("split-proxy: ") && err.contains("bad.yaml: "),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "deployment:\n  admin:\n    allow_admin:\n      - 127.0.0.0/24\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["validate", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+}
+
+#[test]
+fn admin_key_is_generated_once_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &[]);
+    let key_file = dir.path().join("data/admin.key");
+    let key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(key.len(), 40);
+    assert!(gw.stderr().contains(&key), "printed once on generation");
+    assert!(
+        gw.stderr().contains("admin auth: on (1 key)"),
+        "{}",
+        gw.stderr()
+    );
+    drop(gw);
+    let gw = start(dir.path(), &[]);
+    assert!(
+        !gw.stderr().contains(&key),
+        "never printed again: {}",
+        gw.stderr()
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), key);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_reload_under_load_loses_no_request() {
+    let a = Mock::http("a");
+    let b = Mock::http("b");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apisix.yaml");
+    std::fs::write(&file, format!("{}\n#END\n", route_doc(&a.node(), "/load"))).unwrap();
+    let gw = start(dir.path(), &["--standalone", file.to_str().unwrap()]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (url, stop, failures, total) = (
+            gw.url("/load"),
+            stop.clone(),
+            failures.clone(),
+            total.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let client = Client::new();
+            // Bounded in time (30 s); the flag stops it much earlier.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                match client.try_send(http::Method::GET, &url, &[], "").await {
+                    Ok(r) if r.status == 200 => {}
+                    _ => {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                total.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A half-written file (no #END) and an invalid one are ignored; the old config serves.
+    std::fs::write(&file, route_doc(&b.node(), "/load")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    std::fs::write(
+        &file,
+        "routes:\n  - uri: /load\n    upstream: {nodes: {\"127.0.0.1:1\": -5}}\n#END\n",
+    )
+    .unwrap();
+    let refused = wait_until(Duration::from_secs(5), || {
+        gw.stderr().contains("standalone config refused")
+    });
+    assert!(refused, "{}", gw.stderr());
+    assert_eq!(b.count("/load"), 0);
+    // Now a valid new version: traffic moves to b.
+    std::fs::write(&file, format!("{}\n#END\n", route_doc(&b.node(), "/load"))).unwrap();
+    let moved = wait_until(Duration::from_secs(5), || b.count("/load") > 20);
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        moved,
+        "traffic never reached the new upstream: {}",
+        gw.stderr()
+    );
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "of {}",
+        total.load(Ordering::SeqCst)
+    );
+    assert!(a.count("/load") > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_and_exits_0() {
+    let mock = Mock::http("slow");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apisix.json");
+    std::fs::write(&file, route_doc(&mock.node(), "/slow/*")).unwrap();
+    let mut gw = start(
+        dir.path(),
+        &["--standalone", file.to_str().unwrap(), "--grace", "10s"],
+    );
+    let url = gw.url("/slow/1500");
+    let in_flight = tokio::spawn(async move { Client::new().get(&url).await });
+    let arrived = wait_until(Duration::from_secs(5), || mock.count("/slow/1500") == 1);
+    assert!(arrived);
+    gw.signal("TERM");
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let status = tokio::task::spawn_blocking(move || {
+        let s = gw.wait_exit(Duration::from_secs(10));
+        (s, gw.stderr())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.and_then(|s| s.code()), Some(0), "{}", status.1);
+    assert!(status.1.contains("draining"), "{}", status.1);
+}
+
+#[test]
+fn malformed_requests_get_4xx_and_the_process_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &[]);
+    let bad_header = raw_request(
+        gw.proxy,
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad\x01Header: 1\r\n\r\n",
+    );
+    assert!(bad_header.starts_with("HTTP/1.1 400"), "{bad_header}");
+    let mut huge = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..2000 {
+        huge.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "a".repeat(200)).as_bytes());
+    }
+    huge.extend_from_slice(b"\r\n");
+    let too_big = raw_request(gw.proxy, &huge);
+    assert!(
+        too_big.starts_with("HTTP/1.1 4"),
+        "{}",
+        &too_big[..too_big.len().min(200)]
+    );
+    let bad_chunked = raw_request(
+        gw.proxy,
+        b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
+    assert!(
+        bad_chunked.is_empty() || bad_chunked.starts_with("HTTP/1.1 4"),
+        "{bad_chunked}"
+    );
+    let bad_path = raw_request(
+        gw.proxy,
+        b"GET /a/../../etc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(bad_path.starts_with("HTTP/1.1 400"), "{bad_path}");
+    let ok = raw_request(
+        gw.proxy,
+        b"GET /still-alive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ok.starts_with("HTTP/1.1 404"), "{ok}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_plane_role_serves_apisix_yaml_next_to_config_and_admin_is_read_only() {
+    let mock = Mock::http("m");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let key = "k".repeat(40);
+    std::fs::write(
+        &config,
+        format!("deployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: yaml\n  admin:\n    admin_key:\n      - name: admin\n        key: {key}\n        role: admin\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("apisix.yaml"),
+        format!("{}\n#END\n", route_doc(&mock.node(), "/dp")),
+    )
+    .unwrap();
+    let gw = start(dir.path(), &["-c", config.to_str().unwrap()]);
+    assert!(gw.stderr().contains("standalone file"), "{}", gw.stderr());
+    let client = Client::new();
+    let r = client.get(&gw.url("/dp")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let admin = format!("http://{}/apisix/admin/routes", gw.admin.unwrap());
+    let r = client
+        .send(http::Method::GET, &admin, &[("x-api-key", &key)], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("/dp"), "{}", r.text());
+    let r = client
+        .send(
+            http::Method::PUT,
+            &format!("{admin}/x"),
+            &[("x-api-key", &key)],
+            r#"{"uri":"/x","upstream":{"nodes":{"127.0.0.1:1":1}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert!(r.json()["error_msg"]
+        .as_str()
+        .unwrap()
+        .contains("read-only"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_clients_are_served() {
+    use http_body_util::{BodyExt, Full};
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &[]);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let req = http::Request::get(gw.url("/nope"))
+        .body(Full::default())
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), 404);
+    assert!(res.headers()["server"]
+        .to_str()
+        .unwrap()
+        .starts_with("split/"));
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], br#"{"error_msg":"404 Route Not Found"}"#);
+}

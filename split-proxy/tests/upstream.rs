@@ -1,0 +1,284 @@
+//! Forwarding behaviour: Host per pass_host, forwarded and hop-by-hop headers, TLS with
+//! --connect-to and --ca-file, h2 via ALPN, failover to the next node, 502/504, SSE.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::gateway::{sample, start};
+use common::{Client, Mock, TestCa};
+use http::Method;
+use serde_json::json;
+
+fn write_doc(dir: &std::path::Path, doc: serde_json::Value) -> String {
+    let file = dir.join("apisix.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_host_modes_and_forwarded_headers() {
+    let mock = Mock::http("m");
+    let node = mock.node();
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json!({"routes": [
+        {"id": "pass", "uri": "/pass", "upstream": {"nodes": {&node: 1}}},
+        {"id": "node", "uri": "/node", "upstream": {"nodes": {&node: 1}, "pass_host": "node"}},
+        {"id": "rewrite", "uri": "/rewrite", "upstream": {"nodes": {&node: 1}, "pass_host": "rewrite", "upstream_host": "up.example"}}
+    ]});
+    let file = write_doc(dir.path(), doc);
+    let gw = start(dir.path(), &["--standalone", &file]);
+    let client = Client::new();
+    let headers = [
+        ("host", "client.example:9080"),
+        ("authorization", "Bearer sk-secret"),
+        ("x-forwarded-for", "10.1.1.1"),
+        ("connection", "x-drop"),
+        ("x-drop", "1"),
+        ("keep-alive", "timeout=5"),
+    ];
+    for path in ["/pass", "/node", "/rewrite"] {
+        let r = client.send(Method::GET, &gw.url(path), &headers, "").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let hits = mock.hits();
+    assert_eq!(hits.len(), 3);
+    let host = |i: usize| hits[i].headers["host"].to_str().unwrap().to_owned();
+    assert_eq!(host(0), "client.example:9080");
+    assert_eq!(host(1), node);
+    assert_eq!(host(2), "up.example");
+    for hit in &hits {
+        assert_eq!(hit.headers["authorization"], "Bearer sk-secret");
+        assert_eq!(hit.headers["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
+        assert_eq!(hit.headers["x-forwarded-proto"], "http");
+        assert_eq!(hit.headers["x-forwarded-host"], "client.example:9080");
+        assert!(hit.headers.get("x-drop").is_none());
+        assert!(hit.headers.get("keep-alive").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_connect_to_and_ca_file_keeps_host_and_sni() {
+    let ca = TestCa::new();
+    let mock = Mock::https(
+        "tls",
+        ca.server_config(&["api.aimlapi.com"], &[b"http/1.1"]),
+    );
+    let h2_mock = Mock::https(
+        "h2",
+        ca.server_config(&["h2.example"], &[b"h2", b"http/1.1"]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    ca.write_pem(&ca_file);
+    let doc = json!({"routes": [
+        {"id": "tls", "uri": "/v1/*", "upstream": {"nodes": {"api.aimlapi.com:443": 1}, "scheme": "https", "pass_host": "node"}},
+        {"id": "h2", "uri": "/h2", "upstream": {"nodes": {"h2.example:443": 1}, "scheme": "https", "pass_host": "node"}}
+    ]});
+    let file = write_doc(dir.path(), doc);
+    let map = format!("api.aimlapi.com:443:127.0.0.1:{}", mock.addr.port());
+    let map_h2 = format!("h2.example:443:127.0.0.1:{}", h2_mock.addr.port());
+    let gw = start(
+        dir.path(),
+        &[
+            "--standalone",
+            &file,
+            "--connect-to",
+            &map,
+            "--connect-to",
+            &map_h2,
+            "--ca-file",
+            ca_file.to_str().unwrap(),
+        ],
+    );
+    let client = Client::new();
+    for _ in 0..3 {
+        let r = client.get(&gw.url("/v1/models")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["mock"], "tls");
+        // The connection returns to the pool once hyper saw the end of the response.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hits = mock.hits();
+    assert_eq!(hits[0].headers["host"], "api.aimlapi.com");
+    assert_eq!(hits[0].uri, "/v1/models");
+    // Keep-alive: three requests, one TLS connection.
+    assert_eq!(
+        mock.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+
+    let r = client.get(&gw.url("/h2")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(h2_mock.hits()[0].version, http::Version::HTTP_2);
+    assert_eq!(
+        h2_mock.hits()[0]
+            .headers
+            .get("host")
+            .map(|h| h.to_str().unwrap().to_owned()),
+        None
+    );
+
+    // Without the CA the certificate is refused: 502 and a log line with the reason.
+    let dir2 = tempfile::tempdir().unwrap();
+    let file2 = write_doc(
+        dir2.path(),
+        json!({"routes": [
+            {"id": "tls", "uri": "/v1/*", "upstream": {"nodes": {"api.aimlapi.com:443": 1}, "scheme": "https", "pass_host": "node"}}
+        ]}),
+    );
+    let gw2 = start(dir2.path(), &["--standalone", &file2, "--connect-to", &map]);
+    let r = client.get(&gw2.url("/v1/models")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.json()["error_msg"].as_str().unwrap().contains("TLS"),
+        "{}",
+        r.text()
+    );
+    let log_has_reason = common::wait_until(Duration::from_secs(5), || {
+        let e = gw2.stderr();
+        e.contains("upstream TLS verification failed") && e.contains("UnknownIssuer")
+    });
+    assert!(log_has_reason, "{}", gw2.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_nodes_fail_over_then_502() {
+    let live = Mock::http("live");
+    let reset = Mock::resetting();
+    let dead = closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json!({"routes": [
+        {"id": "mixed", "uri": "/mixed", "upstream": {"nodes": {&dead: 1, &live.node(): 1}}},
+        {"id": "dead", "uri": "/dead", "upstream": {"nodes": {&dead: 1, &reset.node(): 1}}}
+    ]});
+    let file = write_doc(dir.path(), doc);
+    let gw = start(dir.path(), &["--standalone", &file]);
+    let client = Client::new();
+    for _ in 0..6 {
+        let r = client.get(&gw.url("/mixed")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(live.count("/mixed"), 6);
+    let r = client.get(&gw.url("/dead")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("error_msg"));
+    let text = gw.metrics_text().await;
+    let errors = sample(
+        &text,
+        &format!(r#"split_upstream_errors_total{{route="mixed",node="{dead}",kind="connect"}}"#),
+    );
+    assert_eq!(errors, Some(3.0), "{text}");
+    let _ = reset.connections.load(std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_upstream_times_out_with_504() {
+    let mock = Mock::http("slow");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json!({"routes": [
+        {"id": "slow", "uri": "/slow/*", "timeout": {"connect": 1, "send": 1, "read": 1},
+         "upstream": {"nodes": {&mock.node(): 1}}}
+    ]});
+    let file = write_doc(dir.path(), doc);
+    let gw = start(dir.path(), &["--standalone", &file]);
+    let client = Client::new();
+    let started = Instant::now();
+    let r = client.get(&gw.url("/slow/3000")).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json(), json!({"error_msg": "upstream timed out"}));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(4000),
+        "{took:?}"
+    );
+    let r = client.get(&gw.url("/slow/100")).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_chunks_arrive_as_they_are_sent() {
+    let mock = Mock::http("sse");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_doc(
+        dir.path(),
+        json!({"routes": [{"id": "sse", "uri": "/sse", "upstream": {"nodes": {&mock.node(): 1}}}]}),
+    );
+    let gw = start(dir.path(), &["--standalone", &file]);
+    let (status, headers, chunks) = Client::new().chunks(&gw.url("/sse")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let text: String = chunks
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert_eq!(text.matches("data: ").count(), 4, "{text}");
+    // The mock sends an event every 300 ms; buffering would deliver them together.
+    assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+    let spread = chunks.last().unwrap().0 - chunks.first().unwrap().0;
+    assert!(
+        spread >= Duration::from_millis(600),
+        "all chunks within {spread:?}"
+    );
+}
+
+#[test]
+fn client_disconnect_cancels_the_upstream_request() {
+    use std::io::{Read, Write};
+    // An upstream that reads the request head, never answers, and reports whether the
+    // gateway closed the connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let node = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(_) => break false,
+            }
+        };
+        let _ = tx.send((closed, String::from_utf8_lossy(&seen).into_owned()));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_doc(
+        dir.path(),
+        json!({"routes": [{"id": "hang", "uri": "/hang", "upstream": {"nodes": {&node: 1}}}]}),
+    );
+    let log = dir.path().join("access.log");
+    let gw = start(
+        dir.path(),
+        &["--standalone", &file, "--access-log", log.to_str().unwrap()],
+    );
+    let mut client = std::net::TcpStream::connect(gw.proxy).unwrap();
+    client
+        .write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(client);
+    let (closed, head) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("upstream thread");
+    assert!(head.starts_with("GET /hang HTTP/1.1"), "{head}");
+    assert!(
+        closed,
+        "the upstream connection stayed open after the client left"
+    );
+    let logged = common::wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"status\":499"))
+    });
+    assert!(
+        logged,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
