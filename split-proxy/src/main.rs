@@ -13,6 +13,7 @@ mod logging;
 mod metrics;
 mod observe;
 mod path;
+mod plugins;
 mod proxy;
 mod record;
 mod reply;

@@ -39,6 +39,8 @@ pub struct Gateway {
     pub observer: Observer,
     /// Largest body read into memory.
     pub max_body: usize,
+    /// key-auth / api-breaker / limit-count state.
+    pub plugins: crate::plugins::PluginState,
 }
 
 /// The client request body: still streaming, or read into memory.
@@ -179,10 +181,11 @@ async fn route_and_forward(
             route_id: None,
         };
         match decide(gw, snapshot, &view) {
-            Step::Found(route, decision, chash) => {
-                decided = Some((route, decision, chash));
+            Step::Found(route, decision, chash, admitted) => {
+                decided = Some((route, decision, chash, admitted));
                 break;
             }
+            Step::Reject(response) => return Routed::Local(response),
             Step::NotFound => return Routed::Local(reply::route_not_found()),
             Step::NeedBody => match read_body(body, gw.max_body).await {
                 Ok(bytes) => body = ClientBody::Read(bytes),
@@ -190,9 +193,44 @@ async fn route_and_forward(
             },
         }
     }
-    let Some((route, decision, chash_key)) = decided else {
+    let Some((route, decision, chash_key, admitted)) = decided else {
         return Routed::Local(reply::route_not_found());
     };
+    record.consumer = admitted.consumer.clone();
+    let mut routed = forward_decided(
+        gw,
+        route,
+        decision,
+        chash_key,
+        parts,
+        path,
+        body,
+        host_header,
+        remote,
+        record,
+    )
+    .await;
+    let response = match &mut routed {
+        Routed::Local(r) | Routed::Proxied(r, _) => r,
+    };
+    gw.plugins
+        .after(route, &admitted, record.upstream_status, response);
+    routed
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward_decided(
+    gw: &Gateway,
+    route: &CompiledRoute,
+    decision: Decision<'_>,
+    chash_key: Option<Vec<u8>>,
+    parts: http::request::Parts,
+    path: String,
+    mut body: ClientBody,
+    host_header: Option<String>,
+    remote: std::net::IpAddr,
+    record: &mut RequestRecord,
+) -> Routed {
     let route_id = route.route.id.as_str();
     record.route_id = Some(route_id.to_owned());
     record.service_id = route.route.service_id.clone();
@@ -315,7 +353,14 @@ async fn route_and_forward(
 }
 
 enum Step<'s> {
-    Found(&'s CompiledRoute, Decision<'s>, Option<Vec<u8>>),
+    Found(
+        &'s CompiledRoute,
+        Decision<'s>,
+        Option<Vec<u8>>,
+        crate::plugins::Admitted,
+    ),
+    /// Refused by a plugin (401, 429/503, break response).
+    Reject(Response<ProxyBody>),
     NeedBody,
     NotFound,
 }
@@ -329,9 +374,32 @@ fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> S
     };
     let mut view = view.clone();
     view.route_id = Some(route.route.id.as_str());
-    let mut ticket = |key: split_core::snapshot::RuleKey| gw.rule_tickets.next(key.0);
+    let mut admitted = crate::plugins::Admitted::default();
+    match gw.plugins.key_auth(snapshot, route, &view) {
+        Ok(consumer) => {
+            view.consumer = consumer;
+            admitted.consumer = consumer.map(str::to_owned);
+        }
+        Err(response) => return Step::Reject(*response),
+    }
+    let mut last_ticket = 0;
+    let mut ticket = |key: split_core::snapshot::RuleKey| {
+        last_ticket = gw.rule_tickets.next(key.0);
+        last_ticket
+    };
     match route.decide(&view, &mut ticket) {
         Ok(decision) => {
+            let decision = match gw.plugins.breaker(route, decision, last_ticket) {
+                Ok((decision, key)) => {
+                    admitted.breaker = key;
+                    decision
+                }
+                Err(response) => return Step::Reject(*response),
+            };
+            match gw.plugins.limit(route, &view) {
+                Ok(quota) => admitted.quota = quota,
+                Err(response) => return Step::Reject(*response),
+            }
             let key = match decision.upstream {
                 Some(up) => match up.hash_key(&view) {
                     Ok(k) => k.map(String::into_bytes),
@@ -339,7 +407,7 @@ fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> S
                 },
                 None => None,
             };
-            Step::Found(route, decision, key)
+            Step::Found(route, decision, key, admitted)
         }
         Err(VarError::NeedBody) => Step::NeedBody,
     }

@@ -128,6 +128,7 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
             access_log: access_log.clone(),
         },
         max_body,
+        plugins: crate::plugins::PluginState::default(),
     });
 
     let lifecycle = Lifecycle::new();
