@@ -214,6 +214,11 @@ fn key_auth_route_errors_and_defaults() {
         "key-auth.realm: must be 1 or more printable ASCII characters without `\"` or `\\`"
     );
     assert_eq!(
+        err(json!({"key-auth": {"hide_credentials": true}})),
+        "key-auth.hide_credentials: `true` is not supported yet; the key is forwarded upstream"
+    );
+    assert!(Plugins::from_json(&json!({"key-auth": {"hide_credentials": false}})).is_ok());
+    assert_eq!(
         err(json!({"key-auth": {"anonymous_consumer": "a b"}})),
         "key-auth.anonymous_consumer: must be a consumer username (1 to 100 characters of [a-zA-Z0-9_-])"
     );
