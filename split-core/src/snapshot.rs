@@ -40,9 +40,11 @@ mod objects;
 #[cfg(test)]
 mod plan_tests;
 mod references;
+mod rewrites;
 
 pub use objects::validate_object;
 pub use references::{referrers, Referrer};
+pub use rewrites::Rewrites;
 
 /// Raw stored objects by kind and id, exactly as the Admin API stores them (JSON values
 /// including `id`, `create_time`, `update_time`).
@@ -239,7 +241,7 @@ pub struct Decision<'a> {
     /// Upstream to forward to; `None` → 503.
     pub upstream: Option<&'a Arc<CompiledUpstream>>,
     /// Rewrites to apply in order: route `proxy-rewrite`, then the arm's.
-    pub rewrites: Vec<&'a Rewrite>,
+    pub rewrites: Rewrites<'a>,
 }
 
 impl CompiledRoute {
@@ -279,8 +281,7 @@ impl CompiledRoute {
             let Some(arm) = rule.arms.get(arm_index) else {
                 continue;
             };
-            let mut rewrites: Vec<&Rewrite> = self.plugins.proxy_rewrite.iter().collect();
-            rewrites.extend(arm.rewrite.as_ref());
+            let rewrites = Rewrites::new(self.plugins.proxy_rewrite.as_ref(), arm.rewrite.as_ref());
             return Ok(Decision {
                 rule: Some(index),
                 arm: Some(arm_index),
@@ -294,7 +295,7 @@ impl CompiledRoute {
             arm: None,
             arm_label: None,
             upstream: self.upstream.as_ref(),
-            rewrites: self.plugins.proxy_rewrite.iter().collect(),
+            rewrites: Rewrites::new(self.plugins.proxy_rewrite.as_ref(), None),
         })
     }
 

@@ -4,33 +4,59 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// FNV-1a. The maps hold configured keys only (client input is only looked up, never
-/// inserted), so flooding them with colliding keys is not possible and a keyed hash buys
-/// nothing; FNV is much faster than SipHash on short paths and hosts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv(u64);
+/// A word-at-a-time multiplicative hash (FxHash-style: rotate, xor a little-endian
+/// 8-byte word, multiply). The maps hold configured keys only (client input is only
+/// looked up, never inserted), so flooding them with colliding keys is not possible and a
+/// keyed hash such as SipHash buys nothing. Taking 8 bytes per step instead of FNV's one
+/// shortens the dependency chain of a 17-byte path from 17 multiplies to 3.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WordHash(u64);
 
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+/// An odd constant with well-spread bits (the one rustc-hash uses).
+const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl WordHash {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
     }
 }
 
-impl Hasher for Fnv {
+impl Hasher for WordHash {
+    #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // A multiply only carries entropy upwards; the rotation brings the well-mixed high
+        // bits down to the low bits the table indexes buckets with.
+        self.0.rotate_left(26)
     }
 
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut word = [0u8; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            // The tail is shorter than 8 bytes, so its length fits in the unused top byte
+            // and "ab" and "ab\0" hash differently.
+            word[7] = tail.len() as u8;
+            self.add(u64::from_le_bytes(word));
         }
     }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
 }
 
-/// A string map using [`Fnv`].
-pub(crate) type FastMap<V> = HashMap<Box<str>, V, BuildHasherDefault<Fnv>>;
+/// A string map using [`WordHash`].
+pub(crate) type FastMap<V> = HashMap<Box<str>, V, BuildHasherDefault<WordHash>>;
 
 /// Raw byte prefixes → a value, answering "all stored prefixes of `s`, longest first".
 #[derive(Debug, Clone, Default)]
@@ -198,6 +224,39 @@ fn has_prefix(s: &[u8], prefix: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
+
+    fn hash(s: &str) -> u64 {
+        BuildHasherDefault::<WordHash>::default().hash_one(s)
+    }
+
+    #[test]
+    fn word_hash_separates_lengths_and_tails() {
+        let keys = [
+            "",
+            "a",
+            "ab",
+            "ab\0",
+            "/chat/completions",
+            "/chat/completionz",
+            "/chat/completion",
+            "12345678",
+            "123456781",
+            "1234567",
+            "12345678\0",
+        ];
+        let hashes: std::collections::HashSet<u64> = keys.iter().map(|k| hash(k)).collect();
+        assert_eq!(hashes.len(), keys.len());
+        assert_eq!(hash("/v1/chat"), hash(&String::from("/v1/chat")));
+        let mut map: FastMap<usize> = FastMap::default();
+        for (i, k) in keys.iter().enumerate() {
+            map.insert((*k).into(), i);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(map.get(*k), Some(&i));
+        }
+        assert_eq!(map.get("/chat/completions/"), None);
+    }
 
     #[test]
     fn compaction_merges_chains() {
