@@ -16,7 +16,7 @@ use split_core::config::plugins::{ApiBreaker, BreakerFallback, BreakerKey, Limit
 use split_core::key_auth::{authenticate, AuthOutcome};
 use split_core::limits::{fallback_arm, Breaker, BreakerState, LimitDecision, Window};
 use split_core::request::Request as CoreRequest;
-use split_core::snapshot::{CompiledRoute, Decision, Snapshot};
+use split_core::snapshot::{CompiledRoute, Decision, Rewrites, Snapshot};
 
 use crate::body::{empty, full, ProxyBody};
 use crate::reply;
@@ -115,8 +115,10 @@ impl PluginState {
         let Some(compiled) = rule.arms.get(other) else {
             return Err(Box::new(break_response(conf)));
         };
-        let mut rewrites: Vec<_> = route.plugins.proxy_rewrite.iter().collect();
-        rewrites.extend(compiled.rewrite.as_ref());
+        let rewrites = Rewrites::new(
+            route.plugins.proxy_rewrite.as_ref(),
+            compiled.rewrite.as_ref(),
+        );
         let moved = Decision {
             rule: Some(rule_index),
             arm: Some(other),
