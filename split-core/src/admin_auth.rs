@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::error::index;
+use crate::request::args::{decode_component, first_arg};
 use crate::request::normalize_ip;
 use crate::ConfigError;
 
@@ -159,50 +160,10 @@ pub fn extract_token<'a>(
         .find_map(|v| cookie_value(v.as_bytes(), "x_api_key"))
 }
 
-/// The first value of query parameter `name`, percent-decoded.
+/// The first value of query parameter `name`, percent-decoded (a bare `name` without `=`
+/// is an empty, present token).
 fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
-    })
-}
-
-/// Decodes `%XX` escapes and `+` (form encoding). Invalid escapes are kept literally;
-/// invalid UTF-8 is replaced (such a token can never equal a configured key).
-fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).and_then(|b| hex(*b)),
-                bytes.get(i + 2).and_then(|b| hex(*b)),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    first_arg(query, name).map(|arg| decode_component(arg.value.unwrap_or("")))
 }
 
 /// The value of cookie `name` (case-sensitive) in one `Cookie` header value.
@@ -304,12 +265,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_decode_handles_edges() {
-        assert_eq!(percent_decode("abc"), "abc");
-        assert_eq!(percent_decode("a%20b+c"), "a b c");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("%41%"), "A%");
-        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    fn query_token_is_decoded_and_bare_name_is_empty() {
+        assert_eq!(
+            query_param("api_key=a%20b+c", "api_key").as_deref(),
+            Some("a b c")
+        );
+        assert_eq!(
+            query_param("x=1&api_key=%41%", "api_key").as_deref(),
+            Some("A%")
+        );
+        assert_eq!(query_param("api_key", "api_key").as_deref(), Some(""));
+        assert_eq!(query_param("api_keys=1", "api_key"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-mod args;
+pub(crate) mod args;
 mod body;
 pub mod jsonpath;
 mod var_name;
