@@ -139,54 +139,13 @@ pub async fn send(admin: &Admin, req: Request<Full<Bytes>>, remote: IpAddr) -> R
 }
 
 /// The guide's route for v1, byte-for-byte.
-pub const GUIDE_V1: &str = r#"{
-    "uri": "/test/v1",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    }
-  }"#;
+pub const GUIDE_V1: &str = include_str!("../../../testdata/guide/test-v1.json");
 
 /// The guide's route for v2, byte-for-byte.
-pub const GUIDE_V2: &str = r#"{
-    "uri": "/test/v2",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    }
-  }"#;
+pub const GUIDE_V2: &str = include_str!("../../../testdata/guide/test-v2.json");
 
 /// The guide's 50/50 split route, byte-for-byte.
-pub const GUIDE_SPLIT: &str = r#"{
-    "id": "aimlapi-split",
-    "uri": "/chat/completions",
-    "upstream": {
-      "type": "roundrobin",
-      "nodes": {"api.aimlapi.com:443": 1},
-      "scheme": "https",
-      "pass_host": "node"
-    },
-    "plugins": {
-      "traffic-split": {
-        "rules": [
-          {
-            "weight": 50,
-            "upstream": {"type":"roundrobin","nodes":{"api.aimlapi.com:443":1},"scheme":"https","pass_host":"node"},
-            "rewrite": {"uri":"/v1/chat/completions"}
-          },
-          {
-            "weight": 50,
-            "upstream": {"type":"roundrobin","nodes":{"api.aimlapi.com:443":1},"scheme":"https","pass_host":"node"},
-            "rewrite": {"uri":"/v2/chat/completions"}
-          }
-        ]
-      }
-    }
-  }"#;
+pub const GUIDE_SPLIT: &str = include_str!("../../../testdata/guide/aimlapi-split.json");
 
 /// A minimal valid upstream body.
 pub const UPSTREAM: &str = r#"{"type":"roundrobin","nodes":{"127.0.0.1:1980":1}}"#;

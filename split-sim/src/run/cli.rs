@@ -13,32 +13,7 @@ use super::{input, Change, RunConfig};
 use crate::units::{parse_count, parse_duration};
 
 /// The guide's 50/50 split route (used when no `--route`/`--config` is given).
-pub const GUIDE_ROUTE: &str = r#"{
-  "id": "aimlapi-split",
-  "uri": "/chat/completions",
-  "upstream": {
-    "type": "roundrobin",
-    "nodes": {"api.aimlapi.com:443": 1},
-    "scheme": "https",
-    "pass_host": "node"
-  },
-  "plugins": {
-    "traffic-split": {
-      "rules": [
-        {
-          "weight": 50,
-          "upstream": {"type":"roundrobin","nodes":{"api.aimlapi.com:443":1},"scheme":"https","pass_host":"node"},
-          "rewrite": {"uri":"/v1/chat/completions"}
-        },
-        {
-          "weight": 50,
-          "upstream": {"type":"roundrobin","nodes":{"api.aimlapi.com:443":1},"scheme":"https","pass_host":"node"},
-          "rewrite": {"uri":"/v2/chat/completions"}
-        }
-      ]
-    }
-  }
-}"#;
+pub const GUIDE_ROUTE: &str = include_str!("../../../testdata/guide/aimlapi-split.json");
 
 /// `split-sim run`: simulate traffic through a split configuration offline.
 #[derive(Debug, Clone, clap::Args)]
