@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Services the integration tests start themselves (on free loopback ports, in temp dirs):
+# redis-server (limit-count policy redis, ticket: redis), etcd (the etcd store), and
+# protoc, which the etcd-client crate needs at build time for `--features etcd`.
 need_apt=()
-# (integration tests that need system services add their packages here)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v etcd >/dev/null || need_apt+=(etcd-server)
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
