@@ -177,13 +177,55 @@ fn parse_regex_uri(pair: Vec<String>) -> Result<RegexUri, ConfigError> {
     if !template.starts_with('/') && !template.starts_with('$') {
         return Err(ConfigError::new("regex_uri[1]", "must start with `/`"));
     }
-    if fields::has_nginx_var(&template) {
+    if let Some(name) = unknown_template_name(&template, &regex) {
         return Err(ConfigError::new(
             "regex_uri[1]",
-            "nginx variables ($name) are not supported yet; use $1 or ${name} captures",
+            format!(
+                "`${name}` is not a capture group of the regex (nginx variables are not \
+                 supported yet; use $1 or ${{name}} captures)"
+            ),
         ));
     }
     Ok(RegexUri { regex, template })
+}
+
+/// The first `$name` / `${name}` reference in a `regex_uri` template that is neither a
+/// group number nor a named group of `regex` — tokenised exactly as the rewrite expands
+/// it (`$$` is a literal `$`).
+fn unknown_template_name<'t>(template: &'t str, regex: &regex::Regex) -> Option<&'t str> {
+    let known = |name: &str| {
+        name.bytes().all(|b| b.is_ascii_digit()) || regex.capture_names().any(|n| n == Some(name))
+    };
+    let mut rest = template;
+    while let Some(pos) = rest.find('$') {
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            rest = stripped;
+        } else if let Some(braced) = after.strip_prefix('{') {
+            let end = braced.find('}')?;
+            let name = &braced[..end];
+            if !name.is_empty() && !known(name) {
+                return Some(name);
+            }
+            rest = &braced[end + 1..];
+        } else {
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let len = if digits > 0 {
+                digits
+            } else {
+                after
+                    .bytes()
+                    .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    .count()
+            };
+            let name = &after[..len];
+            if len > 0 && !known(name) {
+                return Some(name);
+            }
+            rest = &after[len..];
+        }
+    }
+    None
 }
 
 /// `{set, add, remove}` if any of those keys is present (APISIX's rule), else the old
@@ -274,6 +316,36 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn regex_uri_named_captures_are_accepted_and_expanded() {
+        let r = parse_arm_rewrite(&json!({"regex_uri": ["^/api/(?P<rest>.*)", "/v2/${rest}"]}))
+            .unwrap();
+        assert_eq!(r.apply_uri("/api/chat", None).as_deref(), Some("/v2/chat"));
+        let r = parse_arm_rewrite(&json!({"regex_uri": ["^/(?P<ver>v\\d)/(.*)", "/$ver/x/$2$$"]}))
+            .unwrap();
+        assert_eq!(
+            r.apply_uri("/v1/chat", None).as_deref(),
+            Some("/v1/x/chat$")
+        );
+    }
+
+    #[test]
+    fn regex_uri_unknown_names_are_rejected_with_the_name() {
+        for (template, name) in [
+            ("/v2/${rest}", "rest"),
+            ("/v2/$uri", "uri"),
+            ("/v2/$1/${host}", "host"),
+        ] {
+            let err =
+                parse_arm_rewrite(&json!({"regex_uri": ["^/api/(.*)", template]})).unwrap_err();
+            assert_eq!(err.path, "regex_uri[1]", "{template}");
+            assert!(
+                err.message.contains(&format!("`${name}`")),
+                "{template}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn flat_headers_mean_set() {
