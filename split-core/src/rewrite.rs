@@ -30,7 +30,7 @@
 use std::borrow::Cow;
 
 use crate::config::upstream::{PassHost, Upstream};
-use crate::secret::{SecretError, SecretValue};
+use crate::secret::{Lookup, SecretError, SecretValue};
 
 /// A validated rewrite (per traffic-split arm, or the route's `proxy-rewrite`).
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ impl Rewrite {
     pub fn apply_headers_with(
         &self,
         headers: &mut http::HeaderMap,
-        lookup: &dyn Fn(&str) -> Option<String>,
+        lookup: &Lookup,
     ) -> Result<(), SecretError> {
         self.apply_edits(headers, Some(lookup))
     }
@@ -173,7 +173,7 @@ impl Rewrite {
     fn apply_edits(
         &self,
         headers: &mut http::HeaderMap,
-        lookup: Option<&dyn Fn(&str) -> Option<String>>,
+        lookup: Option<&Lookup>,
     ) -> Result<(), SecretError> {
         let mut failed = None;
         let mut resolve = |edit: &SecretEdit| -> Option<http::HeaderValue> {

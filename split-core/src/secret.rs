@@ -21,6 +21,9 @@ use serde_json::Value;
 /// The reference marker.
 pub const ENV_SCHEME: &str = "$env://";
 
+/// Looks a variable up by name (the proxy passes the process environment).
+pub type Lookup = dyn Fn(&str) -> Option<String>;
+
 /// What a masked literal credential is replaced with in Admin API reads.
 pub const MASK: &str = "******";
 
@@ -92,10 +95,7 @@ impl SecretValue {
 
     /// The header value: prefix + the variable's value from `lookup`. The result is
     /// marked sensitive so HTTP/2 encoders never index it.
-    pub fn resolve(
-        &self,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<http::HeaderValue, SecretError> {
+    pub fn resolve(&self, lookup: &Lookup) -> Result<http::HeaderValue, SecretError> {
         let value = lookup(&self.var).ok_or_else(|| SecretError::NotSet(self.var.clone()))?;
         let mut out = http::HeaderValue::from_str(&format!("{}{value}", self.prefix))
             .map_err(|_| SecretError::InvalidValue(self.var.clone()))?;
