@@ -14,7 +14,8 @@ use crate::resource::Resource;
 /// Fields `?filter=k%3Dv` may test (APISIX's `list_filter_fields`).
 const FILTER_FIELDS: &[&str] = &["service_id", "upstream_id", "plugin_config_id"];
 
-/// The stored value as GET shows it: SSL private keys are never returned.
+/// The stored value as GET shows it: SSL private keys are never returned, and literal
+/// `Authorization` values of rewrites are masked (`$env://` references are shown).
 fn shown(kind: ResourceKind, value: &Value) -> Value {
     let mut v = value.clone();
     if kind == ResourceKind::Ssls {
@@ -23,6 +24,7 @@ fn shown(kind: ResourceKind, value: &Value) -> Value {
             m.remove("keys");
         }
     }
+    split_core::secret::mask_literal_credentials(&mut v);
     v
 }
 

@@ -69,6 +69,19 @@ fn rewrite_schema() -> Value {
     }})
 }
 
+/// split's `traffic-split.fallback` extension.
+fn fallback_schema() -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": {
+        "on": {"type": "array", "minItems": 1, "items": {"type": "integer"},
+               "default": [429, 500, 502, 503, 504]},
+        "max_retries": {"type": "integer", "minimum": 1, "maximum": 19, "default": 1},
+        "budget_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 30000},
+        "sse_peek": {"type": "boolean", "default": true},
+        "sse_peek_bytes": {"type": "integer", "minimum": 64, "maximum": 1048576, "default": 65536},
+        "sse_peek_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 10000}
+    }})
+}
+
 /// The JSON Schema of plugin `name`, if split accepts it.
 pub(crate) fn plugin_schema(name: &str) -> Option<Value> {
     let schema = match name {
@@ -96,6 +109,10 @@ pub(crate) fn plugin_schema(name: &str) -> Option<Value> {
         _ if KNOWN_PLUGINS.iter().any(|(n, _)| *n == name) => json!({"type": "object"}),
         _ => return None,
     };
+    let mut schema = schema;
+    if name == "traffic-split" {
+        schema["properties"]["fallback"] = fallback_schema();
+    }
     Some(schema)
 }
 

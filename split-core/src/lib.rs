@@ -31,6 +31,8 @@
 //!   request go".
 //! - [`admin_auth`]: Admin API token extraction, constant-time check, roles, CIDR allow-list.
 //! - [`key_auth`]: consumers by API key (constant-time), the route-side `key-auth` decision.
+//! - [`secret`]: `$env://NAME` references in header values, masking for Admin API reads.
+//! - [`fallback`]: retry on another arm (429/5xx/connect/SSE error), `Retry-After`.
 //! - [`limits`]: `limit-count` windows and the `api-breaker` state machine, time as `now`.
 
 #![warn(missing_docs)]
@@ -39,11 +41,13 @@ pub mod admin_auth;
 pub mod config;
 pub mod error;
 pub mod expr;
+pub mod fallback;
 pub mod key_auth;
 pub mod limits;
 pub mod matcher;
 pub mod request;
 pub mod rewrite;
+pub mod secret;
 pub mod select;
 pub mod snapshot;
 

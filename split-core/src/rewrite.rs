@@ -30,6 +30,7 @@
 use std::borrow::Cow;
 
 use crate::config::upstream::{PassHost, Upstream};
+use crate::secret::{Lookup, SecretError, SecretValue};
 
 /// A validated rewrite (per traffic-split arm, or the route's `proxy-rewrite`).
 #[derive(Debug, Clone)]
@@ -64,12 +65,29 @@ pub struct HeaderEdits {
     pub add: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Remove these headers.
     pub remove: Vec<http::HeaderName>,
+    /// `set`/`add` entries whose value is a `$env://` reference, resolved by the caller
+    /// ([`Rewrite::apply_headers_with`]).
+    pub secrets: Vec<SecretEdit>,
+}
+
+/// A `set` or `add` header edit whose value is a secret reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretEdit {
+    /// True for `set` (replace), false for `add` (append).
+    pub replace: bool,
+    /// Header name.
+    pub name: http::HeaderName,
+    /// The reference.
+    pub value: SecretValue,
 }
 
 impl HeaderEdits {
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+        self.set.is_empty()
+            && self.add.is_empty()
+            && self.remove.is_empty()
+            && self.secrets.is_empty()
     }
 }
 
@@ -127,21 +145,82 @@ impl Rewrite {
         Some(out)
     }
 
-    /// Applies header edits in place: add, then set, then remove.
+    /// Applies the literal header edits in place: add, then set, then remove. Secret
+    /// references are skipped; use [`Rewrite::apply_headers_with`] when there may be any.
     pub fn apply_headers(&self, headers: &mut http::HeaderMap) {
+        // Without a lookup no reference resolves; literal edits apply all the same.
+        let _ = self.apply_edits(headers, None);
+    }
+
+    /// True when a header value is a `$env://` reference.
+    pub fn has_secrets(&self) -> bool {
+        !self.headers.secrets.is_empty()
+    }
+
+    /// Applies every header edit, resolving `$env://` references through `lookup`: add
+    /// (literals, then references), then set (literals, then references; a name already
+    /// set by this rewrite appends), then remove. On an unresolvable reference the
+    /// literal edits are applied and the first error is returned; the request should
+    /// not be sent.
+    pub fn apply_headers_with(
+        &self,
+        headers: &mut http::HeaderMap,
+        lookup: &Lookup,
+    ) -> Result<(), SecretError> {
+        self.apply_edits(headers, Some(lookup))
+    }
+
+    fn apply_edits(
+        &self,
+        headers: &mut http::HeaderMap,
+        lookup: Option<&Lookup>,
+    ) -> Result<(), SecretError> {
+        let mut failed = None;
+        let mut resolve = |edit: &SecretEdit| -> Option<http::HeaderValue> {
+            let lookup = lookup?;
+            match edit.value.resolve(lookup) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    None
+                }
+            }
+        };
         for (name, value) in &self.headers.add {
             headers.append(name.clone(), value.clone());
         }
-        for (i, (name, value)) in self.headers.set.iter().enumerate() {
+        for edit in self.headers.secrets.iter().filter(|e| !e.replace) {
+            if let Some(value) = resolve(edit) {
+                headers.append(edit.name.clone(), value);
+            }
+        }
+        let mut set_names: Vec<&http::HeaderName> = Vec::new();
+        for (name, value) in &self.headers.set {
             // The first value of a name replaces, later values of the same name append.
-            if self.headers.set[..i].iter().any(|(n, _)| n == name) {
+            if set_names.contains(&name) {
                 headers.append(name.clone(), value.clone());
             } else {
                 headers.insert(name.clone(), value.clone());
+                set_names.push(name);
+            }
+        }
+        for edit in self.headers.secrets.iter().filter(|e| e.replace) {
+            let Some(value) = resolve(edit) else {
+                continue;
+            };
+            if set_names.contains(&&edit.name) {
+                headers.append(edit.name.clone(), value);
+            } else {
+                headers.insert(edit.name.clone(), value);
+                set_names.push(&edit.name);
             }
         }
         for name in &self.headers.remove {
             headers.remove(name);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 

@@ -213,10 +213,9 @@ fn key_auth_route_errors_and_defaults() {
         err(json!({"key-auth": {"realm": "a\"b"}})),
         "key-auth.realm: must be 1 or more printable ASCII characters without `\"` or `\\`"
     );
-    assert_eq!(
-        err(json!({"key-auth": {"hide_credentials": true}})),
-        "key-auth.hide_credentials: `true` is not supported yet; the key is forwarded upstream"
-    );
+    let hidden = Plugins::from_json(&json!({"key-auth": {"hide_credentials": true}}))
+        .expect("hide_credentials: true is supported");
+    assert!(hidden.key_auth_route.expect("parsed").hide_credentials);
     assert!(Plugins::from_json(&json!({"key-auth": {"hide_credentials": false}})).is_ok());
     assert_eq!(
         err(json!({"key-auth": {"anonymous_consumer": "a b"}})),

@@ -133,6 +133,7 @@ fn headers_add_then_set_then_remove() {
                 (hn("x-both"), hv("set")),
             ],
             remove: vec![hn("x-drop"), hn("x-tag")],
+            secrets: Vec::new(),
         },
         body: None,
     };

@@ -63,6 +63,23 @@ struct ErrorLabels {
     kind: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    route: String,
+    rule: String,
+    from_arm: String,
+    to_arm: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PostCommitLabels {
+    route: String,
+    rule: String,
+    arm: String,
+    kind: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS.into_iter())
 }
@@ -76,6 +93,8 @@ pub struct Metrics {
     bandwidth: Family<TypedLabels, Gauge>,
     upstream_errors: Family<ErrorLabels, Counter>,
     llm_tokens: Family<TokenLabels, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
+    post_commit_errors: Family<PostCommitLabels, Counter>,
 }
 
 impl Metrics {
@@ -120,7 +139,21 @@ impl Metrics {
             "LLM tokens from the responses' usage (type prompt|completion) per route and arm",
             llm_tokens.clone(),
         );
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
+        registry.register(
+            "split_llm_fallbacks",
+            "Requests moved to another arm of their split rule (reason connect, timeout, http_<status>, sse_error)",
+            fallbacks.clone(),
+        );
+        let post_commit_errors = Family::<PostCommitLabels, Counter>::default();
+        registry.register(
+            "split_llm_post_commit_errors",
+            "Errors after a fallback route committed its response (kind sse_error, stream_error)",
+            post_commit_errors.clone(),
+        );
         Arc::new(Metrics {
+            fallbacks,
+            post_commit_errors,
             registry,
             arm_requests,
             http_status,
@@ -138,6 +171,31 @@ impl Metrics {
                 route: route.to_owned(),
                 rule: rule.to_string(),
                 arm: arm.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one request moved from arm `from` to arm `to` of `rule` for `reason`.
+    pub fn fallback(&self, route: &str, rule: usize, from: &str, to: &str, reason: &str) {
+        self.fallbacks
+            .get_or_create(&FallbackLabels {
+                route: route.to_owned(),
+                rule: rule.to_string(),
+                from_arm: from.to_owned(),
+                to_arm: to.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one error passed through after the response was committed.
+    pub fn post_commit_error(&self, route: &str, rule: usize, arm: &str, kind: &str) {
+        self.post_commit_errors
+            .get_or_create(&PostCommitLabels {
+                route: route.to_owned(),
+                rule: rule.to_string(),
+                arm: arm.to_owned(),
+                kind: kind.to_owned(),
             })
             .inc();
     }

@@ -41,10 +41,12 @@ pub struct Gateway {
     pub max_body: usize,
     /// key-auth / api-breaker / limit-count state.
     pub plugins: crate::plugins::PluginState,
+    /// traffic-split fallback state (Retry-After skip windows).
+    pub fallback: crate::fallback::FallbackState,
 }
 
 /// The client request body: still streaming, or read into memory.
-enum ClientBody {
+pub(crate) enum ClientBody {
     Streaming(Incoming),
     Read(Bytes),
 }
@@ -130,7 +132,7 @@ fn finish(
     Response::from_parts(parts, stream(body))
 }
 
-enum Routed {
+pub(crate) enum Routed {
     /// Written by the gateway.
     Local(Response<ProxyBody>),
     /// From the upstream; the body is read with this per-frame timeout.
@@ -201,7 +203,7 @@ async fn route_and_forward(
         gw,
         route,
         decision,
-        chash_key,
+        (admitted.rule_ticket, chash_key),
         parts,
         path,
         body,
@@ -223,7 +225,7 @@ async fn forward_decided(
     gw: &Gateway,
     route: &CompiledRoute,
     decision: Decision<'_>,
-    chash_key: Option<Vec<u8>>,
+    (ticket, chash_key): (u64, Option<Vec<u8>>),
     parts: http::request::Parts,
     path: String,
     mut body: ClientBody,
@@ -238,6 +240,17 @@ async fn forward_decided(
     record.matched_host = route.route.hosts.first().cloned();
     record.rule = decision.rule;
     record.arm = decision.arm_label.map(str::to_owned);
+    if let Some(conf) = crate::fallback::policy(route, &decision) {
+        let req = crate::fallback::Request {
+            parts,
+            path,
+            host_header,
+            remote,
+            ticket,
+            chash_key,
+        };
+        return crate::fallback::forward(gw, route, decision, conf, req, body, record).await;
+    }
     if let (Some(rule), Some(arm)) = (decision.rule, decision.arm_label) {
         gw.observer.metrics.arm_request(route_id, rule, arm);
     }
@@ -255,15 +268,17 @@ async fn forward_decided(
             }
         }
     }
-    let path_and_query = upstream_path(&decision.rewrites, &path, &parts.uri);
-    record.upstream_uri = Some(path_and_query.clone());
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
     headers.remove(HOST);
     headers.remove(EXPECT);
+    let key_auth = route.plugins.key_auth_route.as_ref();
+    let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
+    let path_and_query = upstream_path(&decision.rewrites, &path, &client_uri);
+    record.upstream_uri = Some(path_and_query.clone());
     add_forwarded(&mut headers, remote, parts.headers.get(HOST));
-    for rewrite in &decision.rewrites {
-        rewrite.apply_headers(&mut headers);
+    if let Err(response) = crate::secrets::apply_headers(&decision.rewrites, &mut headers) {
+        return Routed::Local(*response);
     }
     let host_override = decision.rewrites.iter().rev().find_map(|r| r.host.clone());
     let upload_body = match body {
@@ -389,6 +404,7 @@ fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> S
     };
     match route.decide(&view, &mut ticket) {
         Ok(decision) => {
+            admitted.rule_ticket = last_ticket;
             let decision = match gw.plugins.breaker(route, decision, last_ticket) {
                 Ok((decision, key)) => {
                     admitted.breaker = key;

@@ -52,6 +52,8 @@ pub struct RequestRecord {
     pub prompt_tokens: Option<u64>,
     /// `usage.completion_tokens` of the response, when seen.
     pub completion_tokens: Option<u64>,
+    /// The arm first tried when a fallback moved the request (`arm` is the serving one).
+    pub fallback_from: Option<String>,
 }
 
 impl RequestRecord {
@@ -83,6 +85,7 @@ impl RequestRecord {
             model: None,
             prompt_tokens: None,
             completion_tokens: None,
+            fallback_from: None,
         }
     }
 
@@ -92,7 +95,7 @@ impl RequestRecord {
             .time
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        serde_json::json!({
+        let mut line = serde_json::json!({
             "time": time,
             "remote_addr": self.remote_addr.to_string(),
             "method": self.method,
@@ -111,8 +114,12 @@ impl RequestRecord {
             "model": self.model,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-        })
-        .to_string()
+        });
+        // Only present when a fallback happened.
+        if let (Some(from), Some(map)) = (&self.fallback_from, line.as_object_mut()) {
+            map.insert("fallback_from".to_owned(), from.clone().into());
+        }
+        line.to_string()
     }
 }
 

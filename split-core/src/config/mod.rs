@@ -19,6 +19,7 @@
 //! - [`ResourceKind`]: the Admin API resource kinds.
 
 pub mod consumer;
+pub mod fallback;
 pub mod fields;
 pub mod gateway;
 pub mod plugins;

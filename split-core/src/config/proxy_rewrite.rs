@@ -6,12 +6,15 @@
 //! empty string value removes the header).
 //! nginx variables (`$uri`, `${host}`) in `uri` and header values are rejected: split does
 //! not interpolate them, and passing them on literally would be a silent surprise.
+//! A header value may instead be a secret reference, `$env://NAME` or `Bearer
+//! $env://NAME` ([`crate::secret`]), resolved by the proxy per request.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::fields;
-use crate::rewrite::{HeaderEdits, RegexUri, Rewrite};
+use crate::rewrite::{HeaderEdits, RegexUri, Rewrite, SecretEdit};
+use crate::secret::SecretValue;
 use crate::ConfigError;
 
 /// Longest accepted `uri` and `regex_uri` template (APISIX's limit).
@@ -251,19 +254,22 @@ fn parse_headers(value: &Value) -> Result<HeaderEdits, ConfigError> {
             .keys()
             .map(|name| header_name(name, name))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut secrets = Vec::new();
         return Ok(HeaderEdits {
-            set: header_pairs(&set, "")?,
+            set: header_pairs(&set, "", true, &mut secrets)?,
             add: Vec::new(),
             remove,
+            secrets,
         });
     }
     let raw: RawHeaderEdits = fields::from_value(value)?;
+    let mut secrets = Vec::new();
     let set = match &raw.set {
-        Some(m) => header_pairs(m, "set")?,
+        Some(m) => header_pairs(m, "set", true, &mut secrets)?,
         None => Vec::new(),
     };
     let add = match &raw.add {
-        Some(m) => header_pairs(m, "add")?,
+        Some(m) => header_pairs(m, "add", false, &mut secrets)?,
         None => Vec::new(),
     };
     let remove = raw
@@ -273,33 +279,54 @@ fn parse_headers(value: &Value) -> Result<HeaderEdits, ConfigError> {
         .enumerate()
         .map(|(i, name)| header_name(name, &format!("remove[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(HeaderEdits { set, add, remove })
+    Ok(HeaderEdits {
+        set,
+        add,
+        remove,
+        secrets,
+    })
 }
 
+/// Literal `name → value` pairs of a `set`/`add` map; values that are `$env://`
+/// references go to `secrets` instead (`replace` = this is the `set` map).
 fn header_pairs(
     map: &Map<String, Value>,
     path: &str,
+    replace: bool,
+    secrets: &mut Vec<SecretEdit>,
 ) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, ConfigError> {
-    map.iter()
-        .map(|(name, value)| {
-            let field = fields_path(path, name);
-            let name = header_name(name, &field)?;
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => return Err(ConfigError::new(&field, "expected a string or a number")),
-            };
-            if fields::has_nginx_var(&text) {
-                return Err(ConfigError::new(
-                    &field,
-                    "nginx variables ($name) in header values are not supported yet",
-                ));
+    let mut pairs = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let field = fields_path(path, name);
+        let name = header_name(name, &field)?;
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(ConfigError::new(&field, "expected a string or a number")),
+        };
+        match SecretValue::parse(&text) {
+            Ok(Some(value)) => {
+                secrets.push(SecretEdit {
+                    replace,
+                    name,
+                    value,
+                });
+                continue;
             }
-            let value = http::HeaderValue::from_str(&text)
-                .map_err(|_| ConfigError::new(&field, "invalid header value"))?;
-            Ok((name, value))
-        })
-        .collect()
+            Ok(None) => {}
+            Err(why) => return Err(ConfigError::new(&field, why)),
+        }
+        if fields::has_nginx_var(&text) {
+            return Err(ConfigError::new(
+                &field,
+                "nginx variables ($name) in header values are not supported yet",
+            ));
+        }
+        let value = http::HeaderValue::from_str(&text)
+            .map_err(|_| ConfigError::new(&field, "invalid header value"))?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
 }
 
 fn header_name(name: &str, path: &str) -> Result<http::HeaderName, ConfigError> {
@@ -453,6 +480,27 @@ mod tests {
         assert_eq!(err.path, "body");
         let err = parse_arm_rewrite(&json!({})).unwrap_err();
         assert!(err.message.contains("at least one of"));
+    }
+
+    #[test]
+    fn env_references_become_secret_edits() {
+        let r = parse_arm_rewrite(&json!({"headers": {
+            "set": {"Authorization": "Bearer $env://AIML_API_KEY", "X-A": "1"},
+            "add": {"X-Key": "$env://OTHER"}
+        }}))
+        .unwrap();
+        assert_eq!(r.headers.set.len(), 1);
+        assert!(r.headers.add.is_empty());
+        assert_eq!(r.headers.secrets.len(), 2);
+        assert!(r.headers.secrets[0].replace);
+        assert_eq!(r.headers.secrets[0].name, "authorization");
+        assert_eq!(r.headers.secrets[0].value.var, "AIML_API_KEY");
+        assert!(!r.headers.secrets[1].replace);
+        let flat = parse_proxy_rewrite(&json!({"headers": {"Authorization": "$env://K"}})).unwrap();
+        assert_eq!(flat.headers.secrets.len(), 1);
+        let err = parse_proxy_rewrite(&json!({"headers": {"set": {"A": "$env://9"}}})).unwrap_err();
+        assert_eq!(err.path, "headers.set.A");
+        assert!(err.message.contains("variable name"), "{err}");
     }
 
     #[test]

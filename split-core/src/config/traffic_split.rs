@@ -7,7 +7,8 @@
 //!   silently never splits such a config; split does what the guide means).
 //!
 //! Extensions: an arm may carry `name` and `rewrite {uri, regex_uri, host, headers, body}`;
-//! a rule may carry `balancer {algorithm: roundrobin|random|chash, hash_on, key, seed}`.
+//! a rule may carry `balancer {algorithm: roundrobin|random|chash, hash_on, key, seed}`;
+//! the plugin may carry `fallback {...}` ([`crate::config::fallback`]).
 //! Unknown keys and duplicate arms are rejected with the field path.
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::fallback::Fallback;
 use crate::config::fields;
 use crate::config::proxy_rewrite::parse_arm_rewrite;
 use crate::config::upstream::{parse_hash_on, HashOn, Upstream};
@@ -86,6 +88,8 @@ pub struct SplitRule {
 pub struct TrafficSplit {
     /// Rules in order; the first matching one wins.
     pub rules: Vec<SplitRule>,
+    /// Extension: retry on another arm of the same rule (`None` = off).
+    pub fallback: Option<Fallback>,
 }
 
 /// Most arms one rule may have (APISIX `weighted_upstreams` maxItems).
@@ -95,6 +99,7 @@ pub const MAX_ARMS: usize = 20;
 #[serde(deny_unknown_fields)]
 struct RawTrafficSplit {
     rules: Option<Vec<Value>>,
+    fallback: Option<Value>,
 }
 
 /// A rule in the APISIX shape.
@@ -176,7 +181,16 @@ impl TrafficSplit {
     /// relative (`rules[0].weighted_upstreams[1].weight`).
     pub fn from_json(value: &serde_json::Value) -> Result<TrafficSplit, ConfigError> {
         let raw: RawTrafficSplit = fields::from_value(value)?;
-        let rules = raw.rules.unwrap_or_default();
+        let fallback = raw
+            .fallback
+            .as_ref()
+            .map(|f| Fallback::from_json(f).map_err(|e| e.within("fallback")))
+            .transpose()?;
+        let split = TrafficSplit::rules_from_json(raw.rules.unwrap_or_default())?;
+        Ok(TrafficSplit { fallback, ..split })
+    }
+
+    fn rules_from_json(rules: Vec<Value>) -> Result<TrafficSplit, ConfigError> {
         let mut shape = None;
         for (i, rule) in rules.iter().enumerate() {
             let this = shape_of(rule).map_err(|e| e.within(&format!("rules[{i}]")))?;
@@ -203,10 +217,14 @@ impl TrafficSplit {
                     .enumerate()
                     .map(|(i, rule)| parse_rule(rule, &format!("rules[{i}]")))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(TrafficSplit { rules })
+                Ok(TrafficSplit {
+                    rules,
+                    fallback: None,
+                })
             }
             Some(Shape::Shorthand) => Ok(TrafficSplit {
                 rules: vec![parse_shorthand(&rules)?],
+                fallback: None,
             }),
         }
     }

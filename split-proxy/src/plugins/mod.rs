@@ -52,6 +52,8 @@ pub struct Admitted {
     pub breaker: Option<BreakerKey>,
     /// Quota headers to add to the response.
     pub quota: Option<LimitDecision>,
+    /// The split rule's ticket of this request (spreads fallback picks).
+    pub rule_ticket: u64,
 }
 
 impl PluginState {

@@ -28,9 +28,24 @@ pub fn start(dir: &Path, args: &[&str]) -> Gateway {
         .unwrap_or_else(|(status, err)| panic!("gateway did not start ({status:?}):\n{err}"))
 }
 
+/// Like [`start`], with extra environment variables for the process.
+pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+    try_start_with_env(dir, args, env)
+        .unwrap_or_else(|(status, err)| panic!("gateway did not start ({status:?}):\n{err}"))
+}
+
 /// Like [`start`], but returns the exit status and stderr if the process exits instead.
 pub fn try_start(dir: &Path, args: &[&str]) -> Result<Gateway, (Option<ExitStatus>, String)> {
+    try_start_with_env(dir, args, &[])
+}
+
+fn try_start_with_env(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Gateway, (Option<ExitStatus>, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_split-proxy"));
+    cmd.envs(env.iter().copied());
     cmd.args([
         "--listen",
         "127.0.0.1:0",

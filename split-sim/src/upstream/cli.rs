@@ -53,6 +53,12 @@ pub struct UpstreamArgs {
     /// Abort streamed replies after this many content chunks.
     #[arg(long, value_name = "N")]
     pub reset_after_chunks: Option<u32>,
+    /// `Retry-After: SECS` on every injected failure (default: `1` on a 429 only).
+    #[arg(long, value_name = "SECS")]
+    pub retry_after: Option<u64>,
+    /// Streamed replies are a 200 SSE stream whose first event is an error object.
+    #[arg(long)]
+    pub first_event_error: bool,
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -97,6 +103,8 @@ impl UpstreamArgs {
                 seed: self.seed,
             },
             reset_after_chunks: self.reset_after_chunks,
+            retry_after: self.retry_after,
+            first_event_error: self.first_event_error,
             workers: self.workers,
         }
     }

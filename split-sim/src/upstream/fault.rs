@@ -30,9 +30,48 @@ impl FaultPlan {
     }
 }
 
+/// The `Retry-After` header of an injected failure with `status`: `configured` seconds
+/// (`--retry-after`) on every injected failure when set, else `1` on a 429 only (the
+/// mock's long-standing default) and nothing otherwise.
+pub fn retry_after_header(status: u16, configured: Option<u64>) -> Option<String> {
+    match configured {
+        Some(secs) => Some(secs.to_string()),
+        None if status == 429 => Some("1".to_owned()),
+        None => None,
+    }
+}
+
+/// The one event of a stream whose first event is an error (`--first-event-error`), as
+/// OpenAI-compatible providers send it when they fail after the 200 head: a `data:`
+/// JSON object with a top-level `error`.
+pub fn first_event_error(message: &str) -> String {
+    let body = serde_json::json!({
+        "error": {"message": message, "type": "server_error", "param": null, "code": null}
+    });
+    format!("data: {body}\n\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_defaults_and_override() {
+        assert_eq!(retry_after_header(429, None).as_deref(), Some("1"));
+        assert_eq!(retry_after_header(503, None), None);
+        assert_eq!(retry_after_header(429, Some(30)).as_deref(), Some("30"));
+        assert_eq!(retry_after_header(503, Some(2)).as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn first_event_error_is_one_sse_event_with_an_error_object() {
+        let event = first_event_error("overloaded");
+        assert!(event.ends_with("\n\n") && event.starts_with("data: "));
+        assert_eq!(event.matches("\n\n").count(), 1);
+        let json: serde_json::Value =
+            serde_json::from_str(event.trim_start_matches("data: ").trim()).unwrap();
+        assert_eq!(json["error"]["message"], "overloaded");
+    }
 
     #[test]
     fn rate_is_respected_and_seeded() {

@@ -110,9 +110,10 @@ impl State {
             let status = StatusCode::from_u16(self.config.fault.status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let mut resp = self.error(status, ctx, "injected failure (split-sim upstream)");
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let retry_after =
+                super::fault::retry_after_header(status.as_u16(), self.config.retry_after);
+            if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
             return resp;
         }
@@ -125,7 +126,11 @@ impl State {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        if chat.stream {
+        if chat.stream && self.config.first_event_error {
+            self.stats.stream();
+            self.stats.injected();
+            self.error_stream(ctx)
+        } else if chat.stream {
             self.stats.stream();
             self.stream(ctx, &id, created, &chat)
         } else {
@@ -194,6 +199,21 @@ impl State {
             }
         });
         let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        self.tag(&mut resp, &ctx.path);
+        resp
+    }
+
+    /// A 200 SSE stream whose first (and only) event is an error.
+    fn error_stream(&self, ctx: &Ctx) -> Response<MockBody> {
+        let event = super::fault::first_event_error("injected stream error (split-sim upstream)");
+        let full = Full::new(Bytes::from(event)).map_err(|never| match never {});
+        let mut resp = Response::new(BodyExt::boxed(full));
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,

@@ -6,8 +6,8 @@
 //! - Every answer carries `X-Split-Mock: <name>` and `X-Split-Mock-Path: <path>`; JSON
 //!   replies also carry an `x_split_mock` object echoing name, method, path, query and
 //!   request headers, so a test can tell which upstream and which path served it.
-//! - Faults: a seeded failure rate with a chosen status, fixed latency, and streams reset
-//!   after N chunks.
+//! - Faults: a seeded failure rate with a chosen status (and `Retry-After`), fixed
+//!   latency, streams reset after N chunks, streams whose first event is an error.
 //!
 //! [`spawn`] binds synchronously and serves on its own thread and runtime, so it works
 //! from plain `#[test]`s and from inside any tokio runtime alike.
@@ -73,6 +73,10 @@ pub struct UpstreamConfig {
     pub fault: FaultPlan,
     /// Abort streams after this many content chunks.
     pub reset_after_chunks: Option<u32>,
+    /// `Retry-After` seconds on every injected failure (default: `1` on a 429 only).
+    pub retry_after: Option<u64>,
+    /// Streamed replies are a 200 SSE stream whose first event is an error.
+    pub first_event_error: bool,
     /// Runtime worker threads.
     pub workers: usize,
 }
@@ -94,6 +98,8 @@ impl Default for UpstreamConfig {
                 seed: 0,
             },
             reset_after_chunks: None,
+            retry_after: None,
+            first_event_error: false,
             workers: 1,
         }
     }

@@ -61,15 +61,8 @@ impl KeyAuthRoute {
             }
             conf.query = query;
         }
-        // Refused rather than silently ignored until the proxy strips the key before
-        // forwarding.
-        if raw.hide_credentials == Some(true) {
-            return Err(ConfigError::new(
-                "hide_credentials",
-                "`true` is not supported yet; the key is forwarded upstream",
-            ));
-        }
-        conf.hide_credentials = false;
+        // The proxy removes the header or the query argument that carried the key.
+        conf.hide_credentials = raw.hide_credentials.unwrap_or(false);
         if let Some(name) = raw.anonymous_consumer {
             let valid = !name.is_empty()
                 && name.len() <= 100
