@@ -129,6 +129,7 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
         },
         max_body,
         plugins: crate::plugins::PluginState::default(),
+        shared: crate::redis::SharedCounters::default(),
     });
 
     let lifecycle = Lifecycle::new();
