@@ -449,7 +449,7 @@ fn route_errors() {
         (R, route(json!({"enable_websocket": "yes"})), "enable_websocket", "expected a boolean"),
         (R, json!({"uri": "/x"}), "", "at least one of plugins, upstream, upstream_id, service_id or plugin_config_id is required"),
         (R, route(json!({"plugins": {"foo-bar": {}}})), "plugins.foo-bar", "unknown plugin"),
-        (R, route(json!({"plugins": {"limit-count": {"count": 1, "time_window": 60, "policy": "redis"}}})), "plugins.limit-count.policy", "`redis` is not supported yet; use `local`"),
+        (R, route(json!({"plugins": {"limit-count": {"count": 1, "time_window": 60, "policy": "redis"}}})), "plugins.limit-count.redis_host", "is required"),
         (R, route(json!({"plugins": {"key-auth": {"key": "k"}}})), "plugins.key-auth.key", "unknown field `key`"),
         (R, route(json!({"plugins": {"ai-proxy": {}}})), "plugins.ai-proxy", "plugin not supported yet"),
         (R, route(json!({"plugins": {"api-breaker": {}}})), "plugins.api-breaker.break_response_code", "is required"),

@@ -63,12 +63,12 @@ fn limit_count_errors_name_the_field() {
             "limit-count.rejected_code: must be 200 to 599",
         ),
         (
-            json!({"count": 1, "time_window": 1, "policy": "redis", "redis_host": "r"}),
-            "limit-count.policy: `redis` is not supported yet; use `local`",
+            json!({"count": 1, "time_window": 1, "policy": "redis-cluster", "redis_host": "r"}),
+            "limit-count.policy: `redis-cluster` is not supported yet; use `local` or `redis`",
         ),
         (
             json!({"count": 1, "time_window": 1, "redis_host": "r"}),
-            "limit-count.redis_host: only used by the redis policies, which are not supported yet",
+            "limit-count.redis_host: is only used by policy redis",
         ),
         (
             json!({"count": 1, "time_window": 1, "key_type": "nope"}),

@@ -60,6 +60,7 @@ pub async fn prune_tickets(gw: Arc<Gateway>, every: Duration) {
         }
         let (rules, upstreams) = keys(&current);
         gw.rule_tickets.retain(&rules);
+        gw.shared.tickets.retain(&rules);
         gw.node_tickets.retain(&upstreams);
         seen = Some(current);
     }

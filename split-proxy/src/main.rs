@@ -19,6 +19,8 @@ mod path;
 mod plugins;
 mod proxy;
 mod record;
+mod redis;
+mod redis_tickets;
 mod reply;
 mod request_edit;
 mod secrets;

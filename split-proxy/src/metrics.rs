@@ -29,6 +29,12 @@ struct ArmLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    route: String,
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     code: String,
     route: String,
@@ -95,6 +101,7 @@ pub struct Metrics {
     llm_tokens: Family<TokenLabels, Counter>,
     fallbacks: Family<FallbackLabels, Counter>,
     post_commit_errors: Family<PostCommitLabels, Counter>,
+    ticket_fallbacks: Family<RuleLabels, Counter>,
 }
 
 impl Metrics {
@@ -109,6 +116,12 @@ impl Metrics {
         let bandwidth = Family::<TypedLabels, Gauge>::default();
         let upstream_errors = Family::<ErrorLabels, Counter>::default();
         let llm_tokens = Family::<TokenLabels, Counter>::default();
+        let ticket_fallbacks = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "split_ticket_fallback",
+            "traffic-split `ticket: redis` tickets taken locally because redis failed",
+            ticket_fallbacks.clone(),
+        );
         registry.register(
             "split_arm_requests",
             "Requests per traffic-split arm (rule and arm are 0-based indexes or the arm name)",
@@ -161,7 +174,18 @@ impl Metrics {
             bandwidth,
             upstream_errors,
             llm_tokens,
+            ticket_fallbacks,
         })
+    }
+
+    /// Counts one `ticket: redis` ticket of `rule` on `route` taken locally.
+    pub fn ticket_fallback(&self, route: &str, rule: &str) {
+        self.ticket_fallbacks
+            .get_or_create(&RuleLabels {
+                route: route.to_owned(),
+                rule: rule.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one request routed to `arm` of `rule` on `route`.

@@ -43,6 +43,8 @@ pub struct Gateway {
     pub plugins: crate::plugins::PluginState,
     /// traffic-split fallback state (Retry-After skip windows).
     pub fallback: crate::fallback::FallbackState,
+    /// Counters in Redis (limit-count `policy: redis`, traffic-split `ticket: redis`).
+    pub shared: crate::redis::SharedCounters,
 }
 
 /// The client request body: still streaming, or read into memory.
@@ -163,9 +165,11 @@ async fn route_and_forward(
     let host = host_header.as_deref().map(strip_port);
     let remote = normalize_ip(peer.ip());
 
-    // Route and arm; read the body first only when a `post_arg` variable needs it.
+    // Route and arm; read the body first only when a `post_arg` variable needs it, and
+    // fetch a `ticket: redis` ticket when the matched rule asks for one.
     let mut decided = None;
-    for _ in 0..2 {
+    let mut preset = None;
+    for _ in 0..3 {
         let body_bytes = match &body {
             ClientBody::Read(b) => Some(&b[..]),
             ClientBody::Streaming(_) => None,
@@ -182,22 +186,32 @@ async fn route_and_forward(
             consumer: None,
             route_id: None,
         };
-        match decide(gw, snapshot, &view) {
+        match decide(gw, snapshot, &view, preset) {
             Step::Found(route, decision, chash, admitted) => {
                 decided = Some((route, decision, chash, admitted));
                 break;
             }
             Step::Reject(response) => return Routed::Local(response),
             Step::NotFound => return Routed::Local(reply::route_not_found()),
+            Step::NeedTicket(route, key, conf) => {
+                let ticket = crate::redis_tickets::fleet_ticket(gw, route, key, conf).await;
+                preset = Some((key, ticket));
+            }
             Step::NeedBody => match read_body(body, gw.max_body).await {
                 Ok(bytes) => body = ClientBody::Read(bytes),
                 Err(response) => return Routed::Local(response),
             },
         }
     }
-    let Some((route, decision, chash_key, admitted)) = decided else {
+    let Some((route, decision, chash_key, mut admitted)) = decided else {
         return Routed::Local(reply::route_not_found());
     };
+    if let Some(pending) = admitted.redis_limit.take() {
+        match crate::plugins::limit_redis::limit(&gw.shared.clients, route, &pending).await {
+            Ok(quota) => admitted.quota = quota,
+            Err(response) => return Routed::Local(*response),
+        }
+    }
     record.consumer = admitted.consumer.clone();
     let mut routed = forward_decided(
         gw,
@@ -377,11 +391,23 @@ enum Step<'s> {
     /// Refused by a plugin (401, 429/503, break response).
     Reject(Response<ProxyBody>),
     NeedBody,
+    /// The matched rule takes its tickets from Redis: fetch one and decide again.
+    NeedTicket(
+        &'s CompiledRoute,
+        split_core::snapshot::RuleKey,
+        &'s split_core::config::traffic_split::FleetTickets,
+    ),
     NotFound,
 }
 
-/// Finds the route and picks the arm (taking one ticket of the matched rule).
-fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> Step<'s> {
+/// Finds the route and picks the arm (taking one ticket of the matched rule; `preset` is
+/// a `ticket: redis` ticket fetched for the rule of an earlier pass).
+fn decide<'s>(
+    gw: &Gateway,
+    snapshot: &'s Snapshot,
+    view: &CoreRequest<'_>,
+    preset: Option<(split_core::snapshot::RuleKey, u64)>,
+) -> Step<'s> {
     let route = match snapshot.find(view) {
         Lookup::Found(route) => route,
         Lookup::NeedBody => return Step::NeedBody,
@@ -397,13 +423,29 @@ fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> S
         }
         Err(response) => return Step::Reject(*response),
     }
+    let fleet = route
+        .plugins
+        .traffic_split
+        .as_ref()
+        .and_then(|t| t.fleet_tickets());
+    let mut wanted = None;
     let mut last_ticket = 0;
     let mut ticket = |key: split_core::snapshot::RuleKey| {
-        last_ticket = gw.rule_tickets.next(key.0);
+        last_ticket = match (fleet, preset) {
+            (None, _) => gw.rule_tickets.next(key.0),
+            (Some(_), Some((k, t))) if k == key => t,
+            (Some(_), _) => {
+                wanted = Some(key);
+                0
+            }
+        };
         last_ticket
     };
     match route.decide(&view, &mut ticket) {
         Ok(decision) => {
+            if let (Some(key), Some(conf)) = (wanted, fleet) {
+                return Step::NeedTicket(route, key, conf);
+            }
             admitted.rule_ticket = last_ticket;
             let decision = match gw.plugins.breaker(route, decision, last_ticket) {
                 Ok((decision, key)) => {
@@ -416,6 +458,7 @@ fn decide<'s>(gw: &Gateway, snapshot: &'s Snapshot, view: &CoreRequest<'_>) -> S
                 Ok(quota) => admitted.quota = quota,
                 Err(response) => return Step::Reject(*response),
             }
+            admitted.redis_limit = crate::plugins::limit_redis::pending(route, &view);
             let key = match decision.upstream {
                 Some(up) => match up.hash_key(&view) {
                     Ok(k) => k.map(String::into_bytes),

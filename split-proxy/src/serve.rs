@@ -130,6 +130,7 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
         max_body,
         plugins: crate::plugins::PluginState::default(),
         fallback: crate::fallback::FallbackState::default(),
+        shared: crate::redis::SharedCounters::default(),
     });
 
     let lifecycle = Lifecycle::new();

@@ -13,6 +13,7 @@
 //!   guide's shorthand.
 //! - [`service`], [`consumer`]: Service and Consumer.
 //! - [`proxy_rewrite`]: the `proxy-rewrite` plugin and per-arm rewrites.
+//! - [`redis_target`]: a Redis server for counters shared by several gateways.
 //! - [`fields`]: shared field parsers (paths, ids, labels, timeouts, canonical JSON).
 //! - [`gateway`]: `config.yaml` in both the guide's and the APISIX 3.x form.
 //! - [`standalone`]: declarative `apisix.yaml` / JSON documents.
@@ -24,6 +25,7 @@ pub mod fields;
 pub mod gateway;
 pub mod plugins;
 pub mod proxy_rewrite;
+pub mod redis_target;
 pub mod route;
 pub mod service;
 pub mod standalone;

@@ -19,7 +19,7 @@ mod limit_count;
 
 pub use api_breaker::{ApiBreaker, BreakHeader, BreakerFallback, BreakerKey};
 pub use key_auth::KeyAuthRoute;
-pub use limit_count::{LimitCount, LimitKeyType, LimitStateKey, WindowType};
+pub use limit_count::{LimitCount, LimitKeyType, LimitPolicy, LimitStateKey, WindowType};
 
 /// Names of every plugin split accepts, with APISIX priority (higher runs first).
 pub const KNOWN_PLUGINS: &[(&str, i32)] = &[

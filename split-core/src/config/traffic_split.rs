@@ -8,7 +8,9 @@
 //!
 //! Extensions: an arm may carry `name` and `rewrite {uri, regex_uri, host, headers, body}`;
 //! a rule may carry `balancer {algorithm: roundrobin|random|chash, hash_on, key, seed}`;
-//! the plugin may carry `fallback {...}` ([`crate::config::fallback`]).
+//! the plugin may carry `fallback {...}` ([`crate::config::fallback`]) and
+//! `ticket: "local" | "redis"` with `redis {host, port, username, password, database,
+//! timeout, batch}` (see [`TicketSource`]).
 //! Unknown keys and duplicate arms are rejected with the field path.
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use serde_json::Value;
 use crate::config::fallback::Fallback;
 use crate::config::fields;
 use crate::config::proxy_rewrite::parse_arm_rewrite;
+use crate::config::redis_target::{RedisFields, RedisTarget};
 use crate::config::upstream::{parse_hash_on, HashOn, Upstream};
 use crate::expr::Expr;
 use crate::rewrite::Rewrite;
@@ -90,7 +93,36 @@ pub struct TrafficSplit {
     pub rules: Vec<SplitRule>,
     /// Extension: retry on another arm of the same rule (`None` = off).
     pub fallback: Option<Fallback>,
+    /// Where the rules' tickets come from.
+    pub ticket: TicketSource,
 }
+
+/// Where a rule's tickets (positions in its schedule) come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TicketSource {
+    /// One atomic counter per rule in this process (`ticket: "local"`, the default):
+    /// exact per gateway.
+    #[default]
+    Local,
+    /// A Redis counter per rule shared by every gateway (`ticket: "redis"`): exact across
+    /// the fleet to within `batch` tickets per gateway.
+    Redis(FleetTickets),
+}
+
+/// `ticket: "redis"` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetTickets {
+    /// The Redis holding the counters.
+    pub target: RedisTarget,
+    /// Tickets reserved per round trip (`INCRBY key batch`), 1..=[`MAX_TICKET_BATCH`];
+    /// 1 makes every request exact across the fleet.
+    pub batch: u32,
+}
+
+/// Default `redis.batch`.
+pub const DEFAULT_TICKET_BATCH: u32 = 16;
+/// Largest `redis.batch`.
+pub const MAX_TICKET_BATCH: u32 = 10_000;
 
 /// Most arms one rule may have (APISIX `weighted_upstreams` maxItems).
 pub const MAX_ARMS: usize = 20;
@@ -100,6 +132,20 @@ pub const MAX_ARMS: usize = 20;
 struct RawTrafficSplit {
     rules: Option<Vec<Value>>,
     fallback: Option<Value>,
+    ticket: Option<String>,
+    redis: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTicketRedis {
+    host: Option<String>,
+    port: Option<i64>,
+    username: Option<String>,
+    password: Option<String>,
+    database: Option<i64>,
+    timeout: Option<i64>,
+    batch: Option<i64>,
 }
 
 /// A rule in the APISIX shape.
@@ -186,11 +232,16 @@ impl TrafficSplit {
             .as_ref()
             .map(|f| Fallback::from_json(f).map_err(|e| e.within("fallback")))
             .transpose()?;
-        let split = TrafficSplit::rules_from_json(raw.rules.unwrap_or_default())?;
-        Ok(TrafficSplit { fallback, ..split })
+        let ticket = parse_ticket(raw.ticket.as_deref(), raw.redis.as_ref())?;
+        let rules = TrafficSplit::rules_from_json(raw.rules.unwrap_or_default())?;
+        Ok(TrafficSplit {
+            rules,
+            fallback,
+            ticket,
+        })
     }
 
-    fn rules_from_json(rules: Vec<Value>) -> Result<TrafficSplit, ConfigError> {
+    fn rules_from_json(rules: Vec<Value>) -> Result<Vec<SplitRule>, ConfigError> {
         let mut shape = None;
         for (i, rule) in rules.iter().enumerate() {
             let this = shape_of(rule).map_err(|e| e.within(&format!("rules[{i}]")))?;
@@ -209,24 +260,66 @@ impl TrafficSplit {
                 Some(_) => {}
             }
         }
-        match shape {
-            None => Ok(TrafficSplit::default()),
-            Some(Shape::Rule) => {
-                let rules = rules
-                    .iter()
-                    .enumerate()
-                    .map(|(i, rule)| parse_rule(rule, &format!("rules[{i}]")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(TrafficSplit {
-                    rules,
-                    fallback: None,
-                })
-            }
-            Some(Shape::Shorthand) => Ok(TrafficSplit {
-                rules: vec![parse_shorthand(&rules)?],
-                fallback: None,
-            }),
+        Ok(match shape {
+            None => Vec::new(),
+            Some(Shape::Rule) => rules
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| parse_rule(rule, &format!("rules[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(Shape::Shorthand) => vec![parse_shorthand(&rules)?],
+        })
+    }
+
+    /// The Redis ticket settings, when `ticket: "redis"`.
+    pub fn fleet_tickets(&self) -> Option<&FleetTickets> {
+        match &self.ticket {
+            TicketSource::Local => None,
+            TicketSource::Redis(fleet) => Some(fleet),
         }
+    }
+}
+
+/// `ticket` and `redis`: `redis` is required with `ticket: "redis"` and refused otherwise.
+fn parse_ticket(ticket: Option<&str>, redis: Option<&Value>) -> Result<TicketSource, ConfigError> {
+    match ticket {
+        None | Some("local") => match redis {
+            Some(_) => Err(ConfigError::new(
+                "redis",
+                "is only used with `ticket: \"redis\"`",
+            )),
+            None => Ok(TicketSource::Local),
+        },
+        Some("redis") => {
+            let Some(redis) = redis else {
+                return Err(ConfigError::new(
+                    "redis",
+                    "is required with `ticket: \"redis\"` (at least `{\"host\": ...}`)",
+                ));
+            };
+            let raw: RawTicketRedis = fields::from_value(redis).map_err(|e| e.within("redis"))?;
+            let batch = match raw.batch {
+                None => DEFAULT_TICKET_BATCH,
+                Some(b) => u32::try_from(b)
+                    .ok()
+                    .filter(|b| (1..=MAX_TICKET_BATCH).contains(b))
+                    .ok_or_else(|| {
+                        ConfigError::new("redis.batch", format!("must be 1 to {MAX_TICKET_BATCH}"))
+                    })?,
+            };
+            let target = RedisFields {
+                host: raw.host,
+                port: raw.port,
+                username: raw.username,
+                password: raw.password,
+                database: raw.database,
+                timeout_ms: raw.timeout,
+                ssl: None,
+            }
+            .validate(|f| format!("redis.{f}"))?;
+            Ok(TicketSource::Redis(FleetTickets { target, batch }))
+        }
+        Some(_) => Err(ConfigError::new("ticket", "must be `local` or `redis`")),
     }
 }
 

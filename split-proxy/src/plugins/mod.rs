@@ -6,13 +6,16 @@
 //! from `split-core`; this module only holds the process-local state in sharded maps
 //! keyed by the core's state keys, and turns decisions into responses.
 
+pub mod limit_redis;
 mod state;
 
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
-use split_core::config::plugins::{ApiBreaker, BreakerFallback, BreakerKey, LimitCount};
+use split_core::config::plugins::{
+    ApiBreaker, BreakerFallback, BreakerKey, LimitCount, LimitPolicy,
+};
 use split_core::key_auth::{authenticate, AuthOutcome};
 use split_core::limits::{fallback_arm, Breaker, BreakerState, LimitDecision, Window};
 use split_core::request::Request as CoreRequest;
@@ -54,6 +57,8 @@ pub struct Admitted {
     pub quota: Option<LimitDecision>,
     /// The split rule's ticket of this request (spreads fallback picks).
     pub rule_ticket: u64,
+    /// limit-count `policy: redis`: counted after the route decision (async).
+    pub redis_limit: Option<limit_redis::PendingLimit>,
 }
 
 impl PluginState {
@@ -186,6 +191,10 @@ impl PluginState {
         let Some(conf) = &route.plugins.limit_count else {
             return Ok(None);
         };
+        if conf.policy != LimitPolicy::Local {
+            // Counted in Redis by `limit_redis` once the route is decided.
+            return Ok(None);
+        }
         let now = self.now();
         let key = (conf.state_key(&route.route.id).0, conf.client_key(view));
         let mut decision = None;

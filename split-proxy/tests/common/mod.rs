@@ -5,8 +5,10 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod fleet;
 pub mod gateway;
 pub mod guide;
+pub mod redis;
 pub mod tls;
 pub mod upstream;
 

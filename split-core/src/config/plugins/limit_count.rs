@@ -1,10 +1,14 @@
 //! The `limit-count` plugin: at most `count` requests per `time_window` seconds per key.
 //!
-//! APISIX schema (reference §5), `policy: local` only: `count`, `time_window`,
-//! `key_type` var|var_combination|constant, `key` (`remote_addr`), `rejected_code` (503),
+//! APISIX schema (reference §5): `count`, `time_window`, `key_type`
+//! var|var_combination|constant, `key` (`remote_addr`), `rejected_code` (503),
 //! `rejected_msg`, `show_limit_quota_header` (true), `window_type` fixed|sliding,
-//! `allow_degradation`, `group`. The redis policies and `rules[]` are refused with
-//! "not supported yet" rather than accepted and ignored.
+//! `allow_degradation`, `group`, and `policy` local | redis (`redis_host`, `redis_port`
+//! 6379, `redis_username`, `redis_password`, `redis_database` 0, `redis_timeout` 1000 ms,
+//! `redis_ssl_verify`). `redis-cluster`, `redis-sentinel`, `redis_ssl: true`,
+//! `keepalive_*` and `rules[]` are refused with "not supported yet" rather than accepted
+//! and ignored; `redis_*` fields under `policy: local` are refused too (APISIX ignores
+//! them).
 
 use std::time::Duration;
 
@@ -12,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::fields;
+use crate::config::redis_target::{RedisFields, RedisTarget};
 use crate::request::Request;
 use crate::select::stable_hash;
 use crate::ConfigError;
@@ -36,6 +41,15 @@ pub enum WindowType {
     Sliding,
 }
 
+/// Where the counters live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// In this process (`policy: local`, the default).
+    Local,
+    /// In one Redis shared by every gateway that points at it (`policy: redis`).
+    Redis(RedisTarget),
+}
+
 /// A validated `limit-count` configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCount {
@@ -55,6 +69,8 @@ pub struct LimitCount {
     pub window_type: WindowType,
     /// Let requests through when the counter store fails (local counters never fail).
     pub allow_degradation: bool,
+    /// Local or Redis counters.
+    pub policy: LimitPolicy,
     /// Routes with the same group share counters.
     pub group: Option<String>,
     /// Canonical JSON of the configuration: part of the state key, so an edit that does
@@ -83,14 +99,14 @@ struct RawLimitCount {
     group: Option<String>,
     window_type: Option<String>,
     rules: Option<Value>,
-    redis_host: Option<Value>,
-    redis_port: Option<Value>,
-    redis_username: Option<Value>,
-    redis_password: Option<Value>,
-    redis_database: Option<Value>,
-    redis_timeout: Option<Value>,
-    redis_ssl: Option<Value>,
-    redis_ssl_verify: Option<Value>,
+    redis_host: Option<String>,
+    redis_port: Option<i64>,
+    redis_username: Option<String>,
+    redis_password: Option<String>,
+    redis_database: Option<i64>,
+    redis_timeout: Option<i64>,
+    redis_ssl: Option<bool>,
+    redis_ssl_verify: Option<bool>,
     redis_cluster_nodes: Option<Value>,
     redis_cluster_name: Option<Value>,
     redis_cluster_ssl: Option<Value>,
@@ -99,7 +115,7 @@ struct RawLimitCount {
     keepalive_pool: Option<Value>,
 }
 
-const REDIS_ONLY: &str = "only used by the redis policies, which are not supported yet";
+const CLUSTER_ONLY: &str = "only used by policy redis-cluster, which is not supported yet";
 
 impl LimitCount {
     /// Parses a `limit-count` object; paths are relative to it.
@@ -110,12 +126,54 @@ impl LimitCount {
             "rules",
             "limit-count rules are not supported yet; use count and time_window",
         )?;
-        match raw.policy.as_deref() {
-            None | Some("local") => {}
-            Some(p @ ("redis" | "redis-cluster" | "redis-sentinel")) => {
+        for (field, path) in [
+            (&raw.redis_cluster_nodes, "redis_cluster_nodes"),
+            (&raw.redis_cluster_name, "redis_cluster_name"),
+            (&raw.redis_cluster_ssl, "redis_cluster_ssl"),
+            (&raw.redis_cluster_ssl_verify, "redis_cluster_ssl_verify"),
+        ] {
+            fields::reject_present(field, path, CLUSTER_ONLY)?;
+        }
+        for (field, path) in [
+            (&raw.keepalive_timeout, "keepalive_timeout"),
+            (&raw.keepalive_pool, "keepalive_pool"),
+        ] {
+            fields::reject_present(
+                field,
+                path,
+                "is not supported: split keeps one multiplexed connection per redis target",
+            )?;
+        }
+        let redis = RedisFields {
+            host: raw.redis_host,
+            port: raw.redis_port,
+            username: raw.redis_username,
+            password: raw.redis_password,
+            database: raw.redis_database,
+            timeout_ms: raw.redis_timeout,
+            ssl: raw.redis_ssl,
+        };
+        let policy = match raw.policy.as_deref() {
+            None | Some("local") => {
+                if let Some(field) = redis.first_present() {
+                    return Err(ConfigError::new(
+                        format!("redis_{field}"),
+                        "is only used by policy redis",
+                    ));
+                }
+                if raw.redis_ssl_verify.is_some() {
+                    return Err(ConfigError::new(
+                        "redis_ssl_verify",
+                        "is only used by policy redis",
+                    ));
+                }
+                LimitPolicy::Local
+            }
+            Some("redis") => LimitPolicy::Redis(redis.validate(|f| format!("redis_{f}"))?),
+            Some(p @ ("redis-cluster" | "redis-sentinel")) => {
                 return Err(ConfigError::new(
                     "policy",
-                    format!("`{p}` is not supported yet; use `local`"),
+                    format!("`{p}` is not supported yet; use `local` or `redis`"),
                 ));
             }
             Some(_) => {
@@ -124,26 +182,7 @@ impl LimitCount {
                     "must be one of local, redis, redis-cluster, redis-sentinel",
                 ));
             }
-        }
-        let redis = [
-            (&raw.redis_host, "redis_host"),
-            (&raw.redis_port, "redis_port"),
-            (&raw.redis_username, "redis_username"),
-            (&raw.redis_password, "redis_password"),
-            (&raw.redis_database, "redis_database"),
-            (&raw.redis_timeout, "redis_timeout"),
-            (&raw.redis_ssl, "redis_ssl"),
-            (&raw.redis_ssl_verify, "redis_ssl_verify"),
-            (&raw.redis_cluster_nodes, "redis_cluster_nodes"),
-            (&raw.redis_cluster_name, "redis_cluster_name"),
-            (&raw.redis_cluster_ssl, "redis_cluster_ssl"),
-            (&raw.redis_cluster_ssl_verify, "redis_cluster_ssl_verify"),
-            (&raw.keepalive_timeout, "keepalive_timeout"),
-            (&raw.keepalive_pool, "keepalive_pool"),
-        ];
-        for (field, path) in redis {
-            fields::reject_present(field, path, REDIS_ONLY)?;
-        }
+        };
         let count = match raw.count {
             None => return Err(ConfigError::new("count", "is required")),
             Some(c) if c < 1 => return Err(ConfigError::new("count", "must be >= 1")),
@@ -188,6 +227,7 @@ impl LimitCount {
             show_limit_quota_header: raw.show_limit_quota_header.unwrap_or(true),
             window_type,
             allow_degradation: raw.allow_degradation.unwrap_or(false),
+            policy,
             group: raw.group,
             fingerprint: stable_hash(fields::canonical_json(value).as_bytes()),
         })
@@ -203,6 +243,17 @@ impl LimitCount {
         };
         let key = format!("limit-count\u{0}{scope}\u{0}{:016x}", self.fingerprint);
         LimitStateKey(stable_hash(key.as_bytes()))
+    }
+
+    /// The Redis key of `client_key`'s counter on route `route_id`: APISIX's
+    /// `plugin-limit-count` prefix, the counters' identity (route or group plus the
+    /// plugin's canonical configuration, so an edit elsewhere keeps the counter), and
+    /// the client key. Every gateway computes the same key for the same request.
+    pub fn redis_key(&self, route_id: &str, client_key: &str) -> String {
+        format!(
+            "plugin-limit-count:{:016x}:{client_key}",
+            self.state_key(route_id).0
+        )
     }
 
     /// The request's counter key: the configured variable(s) or constant; an absent or
