@@ -31,7 +31,10 @@
 //!   request go".
 //! - [`admin_auth`]: Admin API token extraction, constant-time check, roles, CIDR allow-list.
 //! - [`key_auth`]: consumers by API key (constant-time), the route-side `key-auth` decision.
-//! - [`limits`]: `limit-count` windows and the `api-breaker` state machine, time as `now`.
+//! - [`limits`]: `limit-count` windows, token budgets and the `api-breaker` state machine,
+//!   time as `now`.
+//! - [`llm`]: token `usage` from JSON and SSE responses, `include_usage` requests.
+//! - [`guard`]: the canary guardrail's configuration and window statistics.
 
 #![warn(missing_docs)]
 
@@ -39,8 +42,10 @@ pub mod admin_auth;
 pub mod config;
 pub mod error;
 pub mod expr;
+pub mod guard;
 pub mod key_auth;
 pub mod limits;
+pub mod llm;
 pub mod matcher;
 pub mod request;
 pub mod rewrite;
