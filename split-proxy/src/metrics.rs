@@ -53,6 +53,7 @@ struct TokenLabels {
     r#type: &'static str,
     route: String,
     arm: String,
+    consumer: String,
     model: String,
 }
 
@@ -76,6 +77,8 @@ pub struct Metrics {
     bandwidth: Family<TypedLabels, Gauge>,
     upstream_errors: Family<ErrorLabels, Counter>,
     llm_tokens: Family<TokenLabels, Counter>,
+    /// TTFT, tokens/s and guard families.
+    pub llm: crate::llm_metrics::LlmMetrics,
 }
 
 impl Metrics {
@@ -117,9 +120,10 @@ impl Metrics {
         );
         registry.register(
             "split_llm_tokens",
-            "LLM tokens from the responses' usage (type prompt|completion) per route and arm",
+            "LLM tokens from the responses' usage (type prompt|completion) per route, arm and consumer",
             llm_tokens.clone(),
         );
+        let llm = crate::llm_metrics::LlmMetrics::register(&mut registry);
         Arc::new(Metrics {
             registry,
             arm_requests,
@@ -128,6 +132,7 @@ impl Metrics {
             bandwidth,
             upstream_errors,
             llm_tokens,
+            llm,
         })
     }
 
@@ -208,11 +213,13 @@ impl Metrics {
                         r#type: kind,
                         route: route.clone(),
                         arm: r.arm.clone().unwrap_or_default(),
+                        consumer: consumer.clone(),
                         model: r.model.clone().unwrap_or_default(),
                     })
                     .inc_by(count);
             }
         }
+        self.llm.finish(r);
     }
 
     /// The exposition text.
@@ -260,13 +267,13 @@ mod tests {
         assert!(text.contains(r#"apisix_bandwidth{type="egress",route="r1",service="",consumer="",node="10.0.0.2"} 20"#), "{text}");
         assert!(
             text.contains(
-                r#"split_llm_tokens_total{type="prompt",route="r1",arm="1",model="gpt-4"} 10"#
+                r#"split_llm_tokens_total{type="prompt",route="r1",arm="1",consumer="",model="gpt-4"} 10"#
             ),
             "{text}"
         );
         assert!(
             text.contains(
-                r#"split_llm_tokens_total{type="completion",route="r1",arm="1",model="gpt-4"} 14"#
+                r#"split_llm_tokens_total{type="completion",route="r1",arm="1",consumer="",model="gpt-4"} 14"#
             ),
             "{text}"
         );

@@ -52,6 +52,12 @@ pub struct RequestRecord {
     pub prompt_tokens: Option<u64>,
     /// `usage.completion_tokens` of the response, when seen.
     pub completion_tokens: Option<u64>,
+    /// `usage.total_tokens` of the response, when seen.
+    pub total_tokens: Option<u64>,
+    /// Time to the first server-sent event of a streamed reply.
+    pub ttft: Option<Duration>,
+    /// Token charges and guard report due when the request ends.
+    pub settle: Option<crate::llm_state::Settle>,
 }
 
 impl RequestRecord {
@@ -83,6 +89,9 @@ impl RequestRecord {
             model: None,
             prompt_tokens: None,
             completion_tokens: None,
+            total_tokens: None,
+            ttft: None,
+            settle: None,
         }
     }
 
@@ -111,6 +120,7 @@ impl RequestRecord {
             "model": self.model,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "ttft_ms": self.ttft.map(millis),
         })
         .to_string()
     }
@@ -157,6 +167,7 @@ mod tests {
             "model",
             "prompt_tokens",
             "completion_tokens",
+            "ttft_ms",
         ];
         want.sort_unstable();
         assert_eq!(keys, want);

@@ -129,6 +129,7 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
         },
         max_body,
         plugins: crate::plugins::PluginState::default(),
+        llm: crate::llm_state::LlmState::new(Arc::clone(&metrics)),
     });
 
     let lifecycle = Lifecycle::new();
@@ -144,7 +145,10 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
     if let Some(addr) = settings.admin_listen {
         let listener = bind("admin", addr).await?;
         bound.push(("admin API".into(), local_addr(&listener, addr)));
-        lifecycle.serve(listener, crate::admin_host::handler(admin.clone()));
+        lifecycle.serve(
+            listener,
+            crate::admin_host::handler(admin.clone(), Arc::clone(&gateway.llm)),
+        );
     }
     let listener = bind("metrics", settings.metrics_listen).await?;
     bound.push((

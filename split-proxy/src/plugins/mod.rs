@@ -6,7 +6,7 @@
 //! from `split-core`; this module only holds the process-local state in sharded maps
 //! keyed by the core's state keys, and turns decisions into responses.
 
-mod state;
+pub(crate) mod state;
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,8 @@ pub struct Admitted {
     pub breaker: Option<BreakerKey>,
     /// Quota headers to add to the response.
     pub quota: Option<LimitDecision>,
+    /// `ai-rate-limiting` budgets checked (headers now, charges when the body ends).
+    pub tokens: Option<crate::llm_limits::TokenAdmission>,
 }
 
 impl PluginState {
