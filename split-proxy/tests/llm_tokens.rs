@@ -96,10 +96,10 @@ fn usage_seen(body: &str) -> Option<(u64, u64)> {
         return pick(&v);
     }
     body.lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| pick(&v))
-        .last()
+        .find_map(|v| pick(&v))
 }
 
 fn chat(stream: bool) -> String {
