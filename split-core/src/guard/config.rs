@@ -113,4 +113,31 @@ mod tests {
         }
         assert!(Guard::from_json(&json!([])).is_err());
     }
+
+    #[test]
+    fn traffic_split_paths_name_the_rule_and_arm() {
+        use crate::config::traffic_split::TrafficSplit;
+        let arm = json!({"weight": 1, "upstream_id": "u1"});
+        let err = TrafficSplit::from_json(&json!({"rules": [{
+            "weighted_upstreams": [arm],
+            "guard": {"max_error_rate": 2}
+        }]}))
+        .unwrap_err();
+        assert_eq!(err.path, "rules[0].guard.max_error_rate");
+        let err = TrafficSplit::from_json(&json!({"rules": [{"weighted_upstreams": [
+            {"weight": 1, "upstream_id": "u1", "llm": {"include_usage": 1}}
+        ]}]}))
+        .unwrap_err();
+        assert_eq!(err.path, "rules[0].weighted_upstreams[0].llm.include_usage");
+        let ok = TrafficSplit::from_json(&json!({"rules": [{
+            "weighted_upstreams": [{"weight": 1, "upstream_id": "u1", "llm": {"include_usage": true}}],
+            "guard": {"max_ttft_p95_ms": 800}
+        }]}))
+        .unwrap();
+        assert!(ok.rules[0].arms[0].llm.include_usage);
+        assert_eq!(
+            ok.rules[0].guard.as_ref().and_then(|g| g.max_ttft_p95_ms),
+            Some(800)
+        );
+    }
 }
