@@ -29,3 +29,17 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+
+# The official openai Python client against the debug binaries (a separate step: the
+# Rust suite never needs Python). The venv lives under the target dir, ignored by git.
+echo "== openai python client (tests/py)"
+target_dir="${CARGO_TARGET_DIR:-target}"
+cargo build -p split-proxy -p split-sim --locked
+pyenv="$target_dir/pyenv"
+if ! "$pyenv/bin/python" -c 'import openai' 2>/dev/null; then
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/pip" install --quiet "openai==1.55.3"
+fi
+for t in tests/py/test_*.py; do
+  SPLIT_BIN="$target_dir/debug" "$pyenv/bin/python" "$t"
+done

@@ -130,6 +130,11 @@ impl Admin {
         }
     }
 
+    /// The current auth policy (for admin endpoints hosted beside this API).
+    pub fn auth(&self) -> Arc<AdminAuth> {
+        self.inner.auth.load_full()
+    }
+
     /// Replaces the auth policy (SIGHUP reload of config.yaml).
     pub fn set_auth(&self, auth: AdminAuth) {
         self.inner.auth.store(Arc::new(auth));

@@ -33,7 +33,10 @@
 //! - [`key_auth`]: consumers by API key (constant-time), the route-side `key-auth` decision.
 //! - [`secret`]: `$env://NAME` references in header values, masking for Admin API reads.
 //! - [`fallback`]: retry on another arm (429/5xx/connect/SSE error), `Retry-After`.
-//! - [`limits`]: `limit-count` windows and the `api-breaker` state machine, time as `now`.
+//! - [`limits`]: `limit-count` windows, token budgets and the `api-breaker` state machine,
+//!   time as `now`.
+//! - [`llm`]: token `usage` from JSON and SSE responses, `include_usage` requests.
+//! - [`guard`]: the canary guardrail's configuration and window statistics.
 
 #![warn(missing_docs)]
 
@@ -42,8 +45,10 @@ pub mod config;
 pub mod error;
 pub mod expr;
 pub mod fallback;
+pub mod guard;
 pub mod key_auth;
 pub mod limits;
+pub mod llm;
 pub mod matcher;
 pub mod request;
 pub mod rewrite;

@@ -6,11 +6,14 @@
 //! same answer.
 //!
 //! - [`FixedWindow`], [`SlidingWindow`]: `limit-count` counters ([`LimitDecision`]).
+//! - [`TokenWindow`]: `ai-rate-limiting` token budgets ([`TokenDecision`]).
 //! - [`Breaker`]: the `api-breaker` state machine ([`BreakerState`]).
 //! - [`fallback_arm`]: the `other_arms` fallback of an open breaker.
 
 mod breaker;
+mod tokens;
 mod window;
 
 pub use breaker::{fallback_arm, Breaker, BreakerState};
+pub use tokens::{TokenDecision, TokenWindow};
 pub use window::{FixedWindow, LimitDecision, SlidingWindow, Window};

@@ -197,6 +197,8 @@ pub struct CompiledArm {
     pub upstream: Option<Arc<CompiledUpstream>>,
     /// Per-arm rewrite.
     pub rewrite: Option<Rewrite>,
+    /// LLM options of the arm.
+    pub llm: crate::llm::ArmLlm,
 }
 
 /// One traffic-split rule after compilation.
@@ -214,6 +216,8 @@ pub struct CompiledRule {
     pub weights: Vec<u32>,
     /// Where the sticky key comes from when the rule's balancer is `chash`.
     pub hash_on: Option<HashOn>,
+    /// Canary guardrail of the rule.
+    pub guard: Option<crate::guard::Guard>,
 }
 
 /// A route after compilation (service and plugin_config merged in).

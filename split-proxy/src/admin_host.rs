@@ -51,14 +51,24 @@ pub fn open(settings: &Settings, live: &Live) -> Result<Admin, Fatal> {
     }
 }
 
-/// The Admin API listener's handler: `/apisix/admin...` goes to split-admin, anything
-/// else is a 404; every response gets the `Server` header.
-pub fn handler(admin: Admin) -> Handler {
+/// The Admin API listener's handler: `/apisix/admin/routes/{id}/guard` is the canary
+/// guardrail's view, other `/apisix/admin...` paths go to split-admin, anything else is a
+/// 404; every response gets the `Server` header.
+pub fn handler(admin: Admin, llm: Arc<crate::llm_state::LlmState>) -> Handler {
     Arc::new(move |req, peer| {
         let admin = admin.clone();
+        let llm = Arc::clone(&llm);
         Box::pin(async move {
             if !req.uri().path().starts_with("/apisix/admin") {
                 return reply::error(StatusCode::NOT_FOUND, "404 Route Not Found");
+            }
+            if let Some(id) = crate::guard_admin::route_of(req.uri().path()) {
+                let id = id.to_owned();
+                let auth = admin.auth();
+                let mut res =
+                    crate::guard_admin::handle(&req, normalize_ip(peer.ip()), &auth, &id, &llm);
+                res.headers_mut().insert(SERVER, server_value());
+                return res;
             }
             let res = admin.handle(req, normalize_ip(peer.ip())).await;
             let (mut parts, body) = res.into_parts();

@@ -59,6 +59,7 @@ struct TokenLabels {
     r#type: &'static str,
     route: String,
     arm: String,
+    consumer: String,
     model: String,
 }
 
@@ -102,6 +103,8 @@ pub struct Metrics {
     fallbacks: Family<FallbackLabels, Counter>,
     post_commit_errors: Family<PostCommitLabels, Counter>,
     ticket_fallbacks: Family<RuleLabels, Counter>,
+    /// TTFT, tokens/s and guard families.
+    pub llm: crate::llm_metrics::LlmMetrics,
 }
 
 impl Metrics {
@@ -149,7 +152,7 @@ impl Metrics {
         );
         registry.register(
             "split_llm_tokens",
-            "LLM tokens from the responses' usage (type prompt|completion) per route and arm",
+            "LLM tokens from the responses' usage (type prompt|completion) per route, arm and consumer",
             llm_tokens.clone(),
         );
         let fallbacks = Family::<FallbackLabels, Counter>::default();
@@ -164,6 +167,7 @@ impl Metrics {
             "Errors after a fallback route committed its response (kind sse_error, stream_error)",
             post_commit_errors.clone(),
         );
+        let llm = crate::llm_metrics::LlmMetrics::register(&mut registry);
         Arc::new(Metrics {
             fallbacks,
             post_commit_errors,
@@ -175,6 +179,7 @@ impl Metrics {
             upstream_errors,
             llm_tokens,
             ticket_fallbacks,
+            llm,
         })
     }
 
@@ -290,11 +295,13 @@ impl Metrics {
                         r#type: kind,
                         route: route.clone(),
                         arm: r.arm.clone().unwrap_or_default(),
+                        consumer: consumer.clone(),
                         model: r.model.clone().unwrap_or_default(),
                     })
                     .inc_by(count);
             }
         }
+        self.llm.finish(r);
     }
 
     /// The exposition text.
@@ -342,13 +349,13 @@ mod tests {
         assert!(text.contains(r#"apisix_bandwidth{type="egress",route="r1",service="",consumer="",node="10.0.0.2"} 20"#), "{text}");
         assert!(
             text.contains(
-                r#"split_llm_tokens_total{type="prompt",route="r1",arm="1",model="gpt-4"} 10"#
+                r#"split_llm_tokens_total{type="prompt",route="r1",arm="1",consumer="",model="gpt-4"} 10"#
             ),
             "{text}"
         );
         assert!(
             text.contains(
-                r#"split_llm_tokens_total{type="completion",route="r1",arm="1",model="gpt-4"} 14"#
+                r#"split_llm_tokens_total{type="completion",route="r1",arm="1",consumer="",model="gpt-4"} 14"#
             ),
             "{text}"
         );

@@ -1,6 +1,6 @@
 //! The response body the client receives: streams the upstream body frame by frame,
 //! enforces the upstream read timeout between frames, counts bytes, picks up LLM token
-//! usage, and records the request (metrics + access log) exactly once when the body ends
+//! usage (split-core's `UsageScanner`, bounded memory), and records the request (metrics + access log) exactly once when the body ends
 //! or is dropped (client gone).
 
 use std::future::Future;
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+
+use split_core::llm::UsageScanner;
 
 use crate::access_log::AccessLog;
 use crate::body::{BoxError, ProxyBody};
@@ -30,14 +32,14 @@ impl Observer {
     /// Reports a finished request.
     pub fn finish(&self, record: &RequestRecord) {
         self.metrics.finish(record);
+        if let Some(settle) = &record.settle {
+            settle.apply(record);
+        }
         if let Some(log) = &self.access_log {
             log.write(record.to_json_line());
         }
     }
 }
-
-/// Bytes of the response tail kept to find `usage` token counts.
-const TAIL: usize = 4096;
 
 /// A response body being observed.
 pub struct ObservedBody {
@@ -47,8 +49,7 @@ pub struct ObservedBody {
     record: Option<RequestRecord>,
     started: Instant,
     observer: Observer,
-    tail: Vec<u8>,
-    watch_usage: bool,
+    usage: Option<UsageScanner>,
 }
 
 impl ObservedBody {
@@ -59,7 +60,7 @@ impl ObservedBody {
         record: RequestRecord,
         started: Instant,
         observer: Observer,
-        watch_usage: bool,
+        usage: Option<UsageScanner>,
     ) -> ObservedBody {
         ObservedBody {
             inner,
@@ -68,8 +69,7 @@ impl ObservedBody {
             record: Some(record),
             started,
             observer,
-            tail: Vec::new(),
-            watch_usage,
+            usage,
         }
     }
 
@@ -77,10 +77,12 @@ impl ObservedBody {
         if let Some(r) = self.record.as_mut() {
             r.bytes_sent = r.bytes_sent.saturating_add(data.len() as u64);
         }
-        if self.watch_usage {
-            self.tail.extend_from_slice(data);
-            if self.tail.len() > 2 * TAIL {
-                self.tail.drain(..self.tail.len() - TAIL);
+        if let Some(scanner) = self.usage.as_mut() {
+            scanner.feed(data);
+            if let Some(r) = self.record.as_mut() {
+                if r.ttft.is_none() && scanner.events() > 0 {
+                    r.ttft = Some(self.started.elapsed());
+                }
             }
         }
     }
@@ -90,9 +92,10 @@ impl ObservedBody {
             return;
         };
         record.request_time = self.started.elapsed();
-        if self.watch_usage {
-            record.prompt_tokens = find_number(&self.tail, b"\"prompt_tokens\"");
-            record.completion_tokens = find_number(&self.tail, b"\"completion_tokens\"");
+        if let Some(usage) = self.usage.as_mut().and_then(UsageScanner::finish) {
+            record.prompt_tokens = usage.prompt_tokens;
+            record.completion_tokens = usage.completion_tokens;
+            record.total_tokens = usage.total_tokens;
         }
         self.observer.finish(&record);
     }
@@ -156,38 +159,10 @@ impl Drop for ObservedBody {
     }
 }
 
-/// Finds the last `"key": <digits>` in `hay`.
-fn find_number(hay: &[u8], key: &[u8]) -> Option<u64> {
-    let pos = hay.windows(key.len()).rposition(|w| w == key)?;
-    let rest = &hay[pos + key.len()..];
-    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-    let rest = rest.strip_prefix(b":")?;
-    let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-    let digits: Vec<u8> = rest[start..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .copied()
-        .collect();
-    std::str::from_utf8(&digits).ok()?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-
-    #[test]
-    fn usage_numbers_are_found_in_the_tail() {
-        let body =
-            br#"{"id":"x","usage":{"prompt_tokens": 12,"completion_tokens":7,"total_tokens":19}}"#;
-        assert_eq!(find_number(body, b"\"prompt_tokens\""), Some(12));
-        assert_eq!(find_number(body, b"\"completion_tokens\""), Some(7));
-        assert_eq!(find_number(body, b"\"missing\""), None);
-        assert_eq!(
-            find_number(b"\"prompt_tokens\":", b"\"prompt_tokens\""),
-            None
-        );
-    }
 
     #[tokio::test]
     async fn record_is_emitted_once_with_byte_count() {
@@ -207,7 +182,7 @@ mod tests {
             rec,
             Instant::now(),
             observer,
-            true,
+            Some(UsageScanner::new(split_core::llm::BodyFormat::Json)),
         );
         let bytes = body.collect().await.unwrap().to_bytes();
         assert_eq!(bytes.len(), 51);

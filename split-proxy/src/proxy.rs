@@ -45,6 +45,8 @@ pub struct Gateway {
     pub fallback: crate::fallback::FallbackState,
     /// Counters in Redis (limit-count `policy: redis`, traffic-split `ticket: redis`).
     pub shared: crate::redis::SharedCounters,
+    /// Token budgets and the canary guardrail.
+    pub llm: Arc<crate::llm_state::LlmState>,
 }
 
 /// The client request body: still streaming, or read into memory.
@@ -121,16 +123,11 @@ fn finish(
     response.headers_mut().insert(SERVER, server_value());
     record.status = response.status().as_u16();
     record.ttfb = Some(started.elapsed());
-    let watch_usage = record.upstream_status.is_some();
+    let usage = record
+        .upstream_status
+        .and_then(|_| crate::llm_state::usage_scanner(response.headers()));
     let (parts, body) = response.into_parts();
-    let body = ObservedBody::new(
-        body,
-        read_timeout,
-        record,
-        started,
-        observer.clone(),
-        watch_usage,
-    );
+    let body = ObservedBody::new(body, read_timeout, record, started, observer.clone(), usage);
     Response::from_parts(parts, stream(body))
 }
 
@@ -213,6 +210,9 @@ async fn route_and_forward(
         }
     }
     record.consumer = admitted.consumer.clone();
+    record.settle = gw
+        .llm
+        .settle_for(route, &decision, admitted.tokens.as_ref());
     let mut routed = forward_decided(
         gw,
         route,
@@ -231,6 +231,9 @@ async fn route_and_forward(
     };
     gw.plugins
         .after(route, &admitted, record.upstream_status, response);
+    if let Some(tokens) = &admitted.tokens {
+        crate::llm_limits::add_headers(response, tokens);
+    }
     routed
 }
 
@@ -272,8 +275,9 @@ async fn forward_decided(
         return Routed::Local(reply::missing_upstream());
     };
 
-    // Rewrites: uri, headers, body.
-    let needs_body = decision.rewrites.iter().any(|r| r.needs_body());
+    // Rewrites: uri, headers, body (and the arm's `llm.include_usage`).
+    let include_usage = crate::llm_state::include_usage(route, &decision);
+    let needs_body = include_usage || decision.rewrites.iter().any(|r| r.needs_body());
     if needs_body {
         if let ClientBody::Streaming(_) = body {
             match read_body(body, gw.max_body).await {
@@ -299,10 +303,15 @@ async fn forward_decided(
         ClientBody::Streaming(incoming) => stream(incoming),
         ClientBody::Read(bytes) => {
             record.model = model_of(&bytes);
-            let bytes = match rewrite_body(&decision.rewrites, bytes) {
+            let mut bytes = match rewrite_body(&decision.rewrites, bytes) {
                 Ok(b) => b,
                 Err(msg) => return Routed::Local(reply::error(StatusCode::BAD_REQUEST, &msg)),
             };
+            if include_usage {
+                if let Some(edited) = split_core::llm::request_stream_usage(&bytes) {
+                    bytes = Bytes::from(edited);
+                }
+            }
             if needs_body {
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             }
@@ -454,6 +463,15 @@ fn decide<'s>(
                 }
                 Err(response) => return Step::Reject(*response),
             };
+            let decision = gw.llm.guard.steer(route, decision, last_ticket);
+            match gw
+                .llm
+                .budgets
+                .check(route, decision.arm_label, admitted.consumer.as_deref())
+            {
+                Ok(tokens) => admitted.tokens = tokens,
+                Err(response) => return Step::Reject(*response),
+            }
             match gw.plugins.limit(route, &view) {
                 Ok(quota) => admitted.quota = quota,
                 Err(response) => return Step::Reject(*response),

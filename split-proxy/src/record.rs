@@ -54,6 +54,12 @@ pub struct RequestRecord {
     pub completion_tokens: Option<u64>,
     /// The arm first tried when a fallback moved the request (`arm` is the serving one).
     pub fallback_from: Option<String>,
+    /// `usage.total_tokens` of the response, when seen.
+    pub total_tokens: Option<u64>,
+    /// Time to the first server-sent event of a streamed reply.
+    pub ttft: Option<Duration>,
+    /// Token charges and guard report due when the request ends.
+    pub settle: Option<crate::llm_state::Settle>,
 }
 
 impl RequestRecord {
@@ -86,6 +92,9 @@ impl RequestRecord {
             prompt_tokens: None,
             completion_tokens: None,
             fallback_from: None,
+            total_tokens: None,
+            ttft: None,
+            settle: None,
         }
     }
 
@@ -114,6 +123,7 @@ impl RequestRecord {
             "model": self.model,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "ttft_ms": self.ttft.map(millis),
         });
         // Only present when a fallback happened.
         if let (Some(from), Some(map)) = (&self.fallback_from, line.as_object_mut()) {
@@ -164,6 +174,7 @@ mod tests {
             "model",
             "prompt_tokens",
             "completion_tokens",
+            "ttft_ms",
         ];
         want.sort_unstable();
         assert_eq!(keys, want);

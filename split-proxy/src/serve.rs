@@ -131,6 +131,7 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
         plugins: crate::plugins::PluginState::default(),
         fallback: crate::fallback::FallbackState::default(),
         shared: crate::redis::SharedCounters::default(),
+        llm: crate::llm_state::LlmState::new(Arc::clone(&metrics)),
     });
 
     let lifecycle = Lifecycle::new();
@@ -146,7 +147,10 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
     if let Some(addr) = settings.admin_listen {
         let listener = bind("admin", addr).await?;
         bound.push(("admin API".into(), local_addr(&listener, addr)));
-        lifecycle.serve(listener, crate::admin_host::handler(admin.clone()));
+        lifecycle.serve(
+            listener,
+            crate::admin_host::handler(admin.clone(), Arc::clone(&gateway.llm)),
+        );
     }
     let listener = bind("metrics", settings.metrics_listen).await?;
     bound.push((

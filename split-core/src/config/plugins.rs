@@ -13,10 +13,12 @@ use crate::config::traffic_split::TrafficSplit;
 use crate::rewrite::Rewrite;
 use crate::ConfigError;
 
+mod ai_rate_limiting;
 mod api_breaker;
 mod key_auth;
 mod limit_count;
 
+pub use ai_rate_limiting::{AiRateLimiting, ArmBudget, LimitStrategy, TokenBudget};
 pub use api_breaker::{ApiBreaker, BreakHeader, BreakerFallback, BreakerKey};
 pub use key_auth::KeyAuthRoute;
 pub use limit_count::{LimitCount, LimitKeyType, LimitPolicy, LimitStateKey, WindowType};
@@ -24,6 +26,7 @@ pub use limit_count::{LimitCount, LimitKeyType, LimitPolicy, LimitStateKey, Wind
 /// Names of every plugin split accepts, with APISIX priority (higher runs first).
 pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
     ("key-auth", 2500),
+    ("ai-rate-limiting", 1030),
     ("proxy-rewrite", 1008),
     ("api-breaker", 1005),
     ("limit-count", 1002),
@@ -33,7 +36,7 @@ pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
 
 /// Plugins that only act on routes (through the route's merged plugins): refused on
 /// consumers, where split would otherwise ignore them.
-const ROUTE_ONLY: &[&str] = &["api-breaker", "limit-count"];
+const ROUTE_ONLY: &[&str] = &["api-breaker", "limit-count", "ai-rate-limiting"];
 
 /// Validated plugins of one object.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +55,8 @@ pub struct Plugins {
     pub limit_count: Option<LimitCount>,
     /// `api-breaker`.
     pub api_breaker: Option<ApiBreaker>,
+    /// `ai-rate-limiting`.
+    pub ai_rate_limiting: Option<AiRateLimiting>,
     /// Raw JSON of every accepted plugin except a consumer's `key-auth`, in name order (for export and for plugins whose
     /// runtime lives in the proxy).
     pub raw: BTreeMap<String, serde_json::Value>,
@@ -91,7 +96,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "limit-conn",
     "ai-proxy",
     "ai-proxy-multi",
-    "ai-rate-limiting",
     "ai-prompt-template",
     "ai-prompt-decorator",
     "ai-prompt-guard",
@@ -249,6 +253,9 @@ impl Plugins {
             }
             ("limit-count", _) => self.limit_count = Some(LimitCount::from_json(conf)?),
             ("api-breaker", _) => self.api_breaker = Some(ApiBreaker::from_json(conf)?),
+            ("ai-rate-limiting", _) => {
+                self.ai_rate_limiting = Some(AiRateLimiting::from_json(conf)?);
+            }
             (name, _) if NOT_YET_SUPPORTED.contains(&name) => {
                 return Err(ConfigError::new("", "plugin not supported yet"));
             }
@@ -286,6 +293,10 @@ impl Plugins {
                 .api_breaker
                 .clone()
                 .or_else(|| self.api_breaker.clone()),
+            ai_rate_limiting: higher
+                .ai_rate_limiting
+                .clone()
+                .or_else(|| self.ai_rate_limiting.clone()),
             raw,
         }
     }

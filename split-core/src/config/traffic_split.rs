@@ -49,6 +49,8 @@ pub struct Arm {
     pub target: ArmTarget,
     /// Per-arm rewrite.
     pub rewrite: Option<Rewrite>,
+    /// LLM options (`llm {include_usage}`).
+    pub llm: crate::llm::ArmLlm,
     /// Path of the arm inside the plugin config (`rules[0].weighted_upstreams[1]`, or
     /// `rules[1]` in the shorthand), for errors found later (dangling `upstream_id`).
     pub path: String,
@@ -81,6 +83,9 @@ pub struct SplitRule {
     pub arms: Vec<Arm>,
     /// Arm balancer.
     pub balancer: ArmBalancer,
+    /// Canary guardrail (`guard`); not part of the fingerprint, so editing it keeps the
+    /// rule's state and any tripped override.
+    pub guard: Option<crate::guard::Guard>,
     /// Stable hash of the canonical JSON of this rule's arms and balancer: selector state
     /// survives edits elsewhere in the route.
     pub fingerprint: u64,
@@ -156,6 +161,7 @@ struct RawRule {
     matches: Option<Vec<RawMatch>>,
     weighted_upstreams: Option<Vec<Value>>,
     balancer: Option<Value>,
+    guard: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +179,7 @@ struct RawArm {
     upstream_id: Option<Value>,
     upstream: Option<Value>,
     rewrite: Option<Value>,
+    llm: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,8 +192,15 @@ struct RawBalancer {
 }
 
 /// Keys that mark the APISIX rule shape and the shorthand arm shape.
-const RULE_KEYS: &[&str] = &["match", "weighted_upstreams", "balancer"];
-const ARM_KEYS: &[&str] = &["weight", "upstream", "upstream_id", "rewrite", "name"];
+const RULE_KEYS: &[&str] = &["match", "weighted_upstreams", "balancer", "guard"];
+const ARM_KEYS: &[&str] = &[
+    "weight",
+    "upstream",
+    "upstream_id",
+    "rewrite",
+    "name",
+    "llm",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
@@ -355,10 +369,18 @@ fn parse_rule(value: &Value, path: &str) -> Result<SplitRule, ConfigError> {
             b.clone(),
         ),
     };
+    let guard = raw
+        .guard
+        .as_ref()
+        .map(|g| {
+            crate::guard::Guard::from_json(g).map_err(|e| e.within(&fields_join(path, "guard")))
+        })
+        .transpose()?;
     Ok(SplitRule {
         matches,
         arms,
         balancer,
+        guard,
         fingerprint: fingerprint(&arm_values, &balancer_json),
     })
 }
@@ -369,6 +391,7 @@ fn parse_shorthand(items: &[Value]) -> Result<SplitRule, ConfigError> {
         matches: Vec::new(),
         arms,
         balancer: ArmBalancer::RoundRobin,
+        guard: None,
         fingerprint: fingerprint(items, &Value::Null),
     })
 }
@@ -458,6 +481,12 @@ fn parse_arm(value: &Value, path: &str) -> Result<(Arm, String), ConfigError> {
         .as_ref()
         .map(|r| parse_arm_rewrite(r).map_err(|e| e.within(&at("rewrite"))))
         .transpose()?;
+    let llm = raw
+        .llm
+        .as_ref()
+        .map(|l| crate::llm::ArmLlm::from_json(l).map_err(|e| e.within(&at("llm"))))
+        .transpose()?
+        .unwrap_or_default();
     let rewrite_identity = raw
         .rewrite
         .as_ref()
@@ -470,6 +499,7 @@ fn parse_arm(value: &Value, path: &str) -> Result<(Arm, String), ConfigError> {
         weight,
         target,
         rewrite,
+        llm,
         path: path.to_owned(),
         id: crate::select::stable_hash(identity.as_bytes()),
     };

@@ -173,6 +173,6 @@ impl Window {
 }
 
 /// Whole seconds, rounded up.
-fn ceil_secs(d: Duration) -> u64 {
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }

@@ -292,6 +292,7 @@ fn compile_rules(
                 label: arm.name.clone().unwrap_or_else(|| arm_index.to_string()),
                 upstream,
                 rewrite: arm.rewrite.clone(),
+                llm: arm.llm,
             });
         }
         let weights: Vec<u32> = rule.arms.iter().map(|a| a.weight).collect();
@@ -314,6 +315,7 @@ fn compile_rules(
             arms,
             weights,
             hash_on,
+            guard: rule.guard.clone(),
         });
     }
     Ok(rules)

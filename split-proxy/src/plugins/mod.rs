@@ -7,7 +7,7 @@
 //! keyed by the core's state keys, and turns decisions into responses.
 
 pub mod limit_redis;
-mod state;
+pub(crate) mod state;
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,8 @@ pub struct Admitted {
     pub rule_ticket: u64,
     /// limit-count `policy: redis`: counted after the route decision (async).
     pub redis_limit: Option<limit_redis::PendingLimit>,
+    /// `ai-rate-limiting` budgets checked (headers now, charges when the body ends).
+    pub tokens: Option<crate::llm_limits::TokenAdmission>,
 }
 
 impl PluginState {

@@ -1,0 +1,442 @@
+//! Token `usage` from an OpenAI-compatible response body, read as it streams.
+//!
+//! - JSON (`application/json`): the last [`TAIL`] bytes of the body are kept; at the end
+//!   the last `"usage": {...}` object in them is parsed. Usage is the last field of a
+//!   chat completion, so the tail holds it however large the reply is.
+//! - Server-sent events (`text/event-stream`): lines are split as they arrive; only the
+//!   current partial line and the current event's `data` are kept, each capped at
+//!   [`MAX_EVENT`] bytes (a longer event is skipped, not buffered). The last event whose
+//!   JSON has a non-null `usage` object wins (`stream_options.include_usage` sends it
+//!   just before `data: [DONE]`).
+//!
+//! The result never depends on how the body was cut into frames.
+
+/// Bytes of a JSON body's end kept to find `usage`.
+pub const TAIL: usize = 8 * 1024;
+
+/// Largest SSE line or event data kept; longer ones are skipped.
+pub const MAX_EVENT: usize = 64 * 1024;
+
+/// Token counts of one response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// `usage.prompt_tokens`.
+    pub prompt_tokens: Option<u64>,
+    /// `usage.completion_tokens`.
+    pub completion_tokens: Option<u64>,
+    /// `usage.total_tokens`.
+    pub total_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// `total_tokens`, or prompt + completion when the upstream sent no total.
+    pub fn total(&self) -> Option<u64> {
+        self.total_tokens
+            .or_else(|| match (self.prompt_tokens, self.completion_tokens) {
+                (None, None) => None,
+                (p, c) => Some(p.unwrap_or(0).saturating_add(c.unwrap_or(0))),
+            })
+    }
+
+    /// Reads the counts of a `usage` JSON object; `None` if it is not an object or has
+    /// none of the three counts.
+    pub fn from_value(value: &serde_json::Value) -> Option<Usage> {
+        let obj = value.as_object()?;
+        let count = |k: &str| obj.get(k).and_then(serde_json::Value::as_u64);
+        let usage = Usage {
+            prompt_tokens: count("prompt_tokens"),
+            completion_tokens: count("completion_tokens"),
+            total_tokens: count("total_tokens"),
+        };
+        (usage != Usage::default()).then_some(usage)
+    }
+}
+
+/// How the response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// One JSON document.
+    Json,
+    /// `text/event-stream`.
+    EventStream,
+}
+
+impl BodyFormat {
+    /// The format for a response `Content-Type`, if usage can be read from it.
+    pub fn from_content_type(content_type: &str) -> Option<BodyFormat> {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "text/event-stream" => Some(BodyFormat::EventStream),
+            "application/json" => Some(BodyFormat::Json),
+            e if e.starts_with("application/") && e.ends_with("+json") => Some(BodyFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Scans a response body for token usage; feed every data frame, then call
+/// [`UsageScanner::finish`].
+#[derive(Debug, Clone)]
+pub struct UsageScanner {
+    format: BodyFormat,
+    /// JSON: the body's tail. SSE: the current partial line.
+    buf: Vec<u8>,
+    /// SSE: the current line is longer than [`MAX_EVENT`]; skip to its end.
+    line_overflow: bool,
+    /// SSE: `data` of the current event (lines joined by `\n`).
+    data: Vec<u8>,
+    /// SSE: the current event's data was too long; it is skipped.
+    data_overflow: bool,
+    /// SSE: the current event has at least one `data` line.
+    has_data: bool,
+    /// SSE: data events seen so far (including `[DONE]`).
+    events: u64,
+    usage: Option<Usage>,
+}
+
+impl UsageScanner {
+    /// A scanner for a body in `format`.
+    pub fn new(format: BodyFormat) -> UsageScanner {
+        UsageScanner {
+            format,
+            buf: Vec::new(),
+            line_overflow: false,
+            data: Vec::new(),
+            data_overflow: false,
+            has_data: false,
+            events: 0,
+            usage: None,
+        }
+    }
+
+    /// The body format scanned.
+    pub fn format(&self) -> BodyFormat {
+        self.format
+    }
+
+    /// SSE events with data completed so far (0 for JSON): the proxy takes the moment
+    /// this first becomes non-zero as the time to first token.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Feeds the next body bytes.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        match self.format {
+            BodyFormat::Json => {
+                self.buf.extend_from_slice(bytes);
+                // Trim lazily (amortised); `finish` only ever looks at the last TAIL
+                // bytes, so the answer does not depend on where trimming happened.
+                if self.buf.len() > 2 * TAIL {
+                    let cut = self.buf.len() - TAIL;
+                    self.buf.drain(..cut);
+                }
+            }
+            BodyFormat::EventStream => self.feed_sse(bytes),
+        }
+    }
+
+    fn feed_sse(&mut self, mut bytes: &[u8]) {
+        while let Some(pos) = bytes.iter().position(|b| *b == b'\n') {
+            self.push_line_part(&bytes[..pos]);
+            self.end_line();
+            bytes = &bytes[pos + 1..];
+        }
+        self.push_line_part(bytes);
+    }
+
+    fn push_line_part(&mut self, part: &[u8]) {
+        if self.line_overflow {
+            return;
+        }
+        if self.buf.len() + part.len() > MAX_EVENT {
+            self.buf.clear();
+            self.line_overflow = true;
+            return;
+        }
+        self.buf.extend_from_slice(part);
+    }
+
+    fn end_line(&mut self) {
+        let overflow = std::mem::take(&mut self.line_overflow);
+        let mut line = std::mem::take(&mut self.buf);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if overflow {
+            // An over-long line is only skipped; if it was data, so is its event.
+            self.has_data = true;
+            self.data_overflow = true;
+        } else if line.is_empty() {
+            self.dispatch();
+        } else if let Some(value) = line.strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if self.has_data {
+                self.data.push(b'\n');
+            }
+            self.has_data = true;
+            if self.data.len() + value.len() > MAX_EVENT {
+                self.data_overflow = true;
+                self.data.clear();
+            } else if !self.data_overflow {
+                self.data.extend_from_slice(value);
+            }
+        }
+        // Other fields (`event:`, `id:`, `retry:`) and comments carry no usage.
+        line.clear();
+        self.buf = line;
+    }
+
+    fn dispatch(&mut self) {
+        if !self.has_data {
+            return;
+        }
+        self.events += 1;
+        if !self.data_overflow {
+            if let Some(usage) = usage_in(&self.data) {
+                self.usage = Some(usage);
+            }
+        }
+        self.data.clear();
+        self.has_data = false;
+        self.data_overflow = false;
+    }
+
+    /// Ends the body: returns the usage found, if any.
+    pub fn finish(&mut self) -> Option<Usage> {
+        match self.format {
+            BodyFormat::Json => {
+                let tail = &self.buf[self.buf.len().saturating_sub(TAIL)..];
+                last_usage(tail)
+            }
+            BodyFormat::EventStream => {
+                // A body that ends without its final blank line still ends its event.
+                if !self.buf.is_empty() || self.line_overflow {
+                    self.end_line();
+                }
+                self.dispatch();
+                self.usage
+            }
+        }
+    }
+}
+
+/// The usage of one SSE event's data, when it has a non-null `usage` object.
+fn usage_in(data: &[u8]) -> Option<Usage> {
+    // Most chunks have no usage, or `"usage":null`: skip them without parsing.
+    let mut rest = data;
+    let mut has_object = false;
+    while let Some(pos) = find(rest, b"\"usage\"") {
+        rest = &rest[pos + 7..];
+        let after = skip_ws(rest);
+        if let Some(after) = after.strip_prefix(b":") {
+            if skip_ws(after).starts_with(b"{") {
+                has_object = true;
+                break;
+            }
+        }
+    }
+    if !has_object {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
+    Usage::from_value(value.get("usage")?)
+}
+
+/// The last `"usage": {...}` object in `hay` (a JSON body's tail).
+fn last_usage(hay: &[u8]) -> Option<Usage> {
+    const KEY: &[u8] = b"\"usage\"";
+    let mut end = hay.len();
+    while let Some(pos) = hay[..end].windows(KEY.len()).rposition(|w| w == KEY) {
+        end = pos;
+        // `\"usage\"` inside a string is escaped text, not the key.
+        if pos > 0 && hay[pos - 1] == b'\\' {
+            continue;
+        }
+        let after = skip_ws(&hay[pos + KEY.len()..]);
+        let Some(after) = after.strip_prefix(b":") else {
+            continue;
+        };
+        let after = skip_ws(after);
+        if !after.starts_with(b"{") {
+            continue;
+        }
+        let mut values =
+            serde_json::Deserializer::from_slice(after).into_iter::<serde_json::Value>();
+        if let Some(Ok(value)) = values.next() {
+            if let Some(usage) = Usage::from_value(&value) {
+                return Some(usage);
+            }
+        }
+    }
+    None
+}
+
+fn skip_ws(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scan(format: BodyFormat, parts: &[&[u8]]) -> (Option<Usage>, u64) {
+        let mut s = UsageScanner::new(format);
+        for p in parts {
+            s.feed(p);
+        }
+        let usage = s.finish();
+        (usage, s.events())
+    }
+
+    fn usage(p: u64, c: u64, t: u64) -> Option<Usage> {
+        Some(Usage {
+            prompt_tokens: Some(p),
+            completion_tokens: Some(c),
+            total_tokens: Some(t),
+        })
+    }
+
+    const SSE: &str = concat!(
+        "data: {\"id\":\"c1\",\"choices\":[{\"delta\":{\"role\":\"assistant\"}}],\"usage\":null}\n\n",
+        ": keep-alive comment\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":\"say \\\"usage\\\": {}\"}}],\"usage\":null}\n\n",
+        "event: message\r\ndata: {\"id\":\"c1\",\"choices\":[],\r\ndata: \"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5,\"total_tokens\":14}}\r\n\r\n",
+        "data: [DONE]\n\n",
+    );
+
+    #[test]
+    fn json_usage_is_read_from_the_tail() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"\"usage\": {\"prompt_tokens\": 1}"}}],"usage":{"prompt_tokens": 12,"completion_tokens":7,"total_tokens":19}}"#;
+        assert_eq!(scan(BodyFormat::Json, &[body]).0, usage(12, 7, 19));
+        assert_eq!(scan(BodyFormat::Json, &[b"{\"usage\":null}"]).0, None);
+        assert_eq!(
+            scan(BodyFormat::Json, &[b"{\"usage\": {\"prompt_tokens\""]).0,
+            None
+        );
+        assert_eq!(scan(BodyFormat::Json, &[b"not json"]).0, None);
+        // A huge reply before the usage still works: only the tail is kept.
+        let content = "a".repeat(100_000);
+        let big = format!(
+            r#"{{"choices":[{{"message":{{"content":"{content}"}}}}],"usage":{{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}}}"#
+        );
+        let chunks: Vec<&[u8]> = big.as_bytes().chunks(1000).collect();
+        assert_eq!(scan(BodyFormat::Json, &chunks).0, usage(3, 4, 7));
+    }
+
+    #[test]
+    fn sse_usage_is_the_final_chunks() {
+        let (u, events) = scan(BodyFormat::EventStream, &[SSE.as_bytes()]);
+        assert_eq!(u, usage(9, 5, 14));
+        assert_eq!(events, 4, "comment-only block is not an event");
+        // Without include_usage there is none.
+        let plain = "data: {\"choices\":[],\"usage\":null}\n\ndata: [DONE]\n\n";
+        assert_eq!(
+            scan(BodyFormat::EventStream, &[plain.as_bytes()]),
+            (None, 2)
+        );
+        // A stream cut before its final blank line still counts its last event.
+        let cut = "data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}";
+        let (u, events) = scan(BodyFormat::EventStream, &[cut.as_bytes()]);
+        assert_eq!(events, 1);
+        assert_eq!(u.and_then(|u| u.total()), Some(3));
+    }
+
+    #[test]
+    fn over_long_events_are_skipped_not_buffered() {
+        let long = "x".repeat(MAX_EVENT + 10);
+        let body = format!(
+            "data: {{\"c\":\"{long}\",\"usage\":{{\"prompt_tokens\":99}}}}\n\ndata: {{\"usage\":{{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}}}\n\n"
+        );
+        let mut s = UsageScanner::new(BodyFormat::EventStream);
+        for c in body.as_bytes().chunks(4096) {
+            s.feed(c);
+            assert!(s.buf.len() <= MAX_EVENT && s.data.len() <= MAX_EVENT);
+        }
+        assert_eq!(s.finish(), usage(1, 1, 2));
+        assert_eq!(s.events(), 2);
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            BodyFormat::from_content_type("text/event-stream; charset=utf-8"),
+            Some(BodyFormat::EventStream)
+        );
+        assert_eq!(
+            BodyFormat::from_content_type("Application/JSON"),
+            Some(BodyFormat::Json)
+        );
+        assert_eq!(
+            BodyFormat::from_content_type("application/problem+json"),
+            Some(BodyFormat::Json)
+        );
+        assert_eq!(BodyFormat::from_content_type("text/plain"), None);
+    }
+
+    #[test]
+    fn total_falls_back_to_the_sum() {
+        let u = Usage {
+            prompt_tokens: Some(2),
+            completion_tokens: None,
+            total_tokens: None,
+        };
+        assert_eq!(u.total(), Some(2));
+        assert_eq!(Usage::default().total(), None);
+    }
+
+    fn split_at_points(body: &[u8], mut points: Vec<usize>) -> Vec<&[u8]> {
+        points.iter_mut().for_each(|p| *p %= body.len() + 1);
+        points.sort_unstable();
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for p in points {
+            parts.push(&body[start..p]);
+            start = p;
+        }
+        parts.push(&body[start..]);
+        parts
+    }
+
+    proptest! {
+        #[test]
+        fn split_points_do_not_change_the_result(
+            points in proptest::collection::vec(any::<usize>(), 0..40),
+            garbage in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            for format in [BodyFormat::EventStream, BodyFormat::Json] {
+                let mut body = garbage.clone();
+                body.extend_from_slice(SSE.as_bytes());
+                let whole = scan(format, &[&body]);
+                let parts = split_at_points(&body, points.clone());
+                prop_assert_eq!(scan(format, &parts), whole);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+            points in proptest::collection::vec(any::<usize>(), 0..10),
+        ) {
+            for format in [BodyFormat::EventStream, BodyFormat::Json] {
+                let whole = scan(format, &[&body]);
+                let parts = split_at_points(&body, points.clone());
+                prop_assert_eq!(scan(format, &parts), whole);
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! LLM metric families: time to first token and generation speed per route and arm, and
+//! the canary guardrail's trip state.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::record::RequestRecord;
+
+/// Time to first token buckets, seconds.
+const TTFT_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0,
+];
+/// Generation speed buckets, tokens per second.
+const TPS_BUCKETS: [f64; 12] = [
+    1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 250.0, 500.0, 1000.0,
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteArm {
+    route: String,
+    arm: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GuardLabels {
+    route: String,
+    rule: String,
+    arm: String,
+}
+
+fn ttft_histogram() -> Histogram {
+    Histogram::new(TTFT_BUCKETS.into_iter())
+}
+
+fn tps_histogram() -> Histogram {
+    Histogram::new(TPS_BUCKETS.into_iter())
+}
+
+type Histograms = Family<RouteArm, Histogram, fn() -> Histogram>;
+
+/// The LLM families.
+pub struct LlmMetrics {
+    ttft: Histograms,
+    tokens_per_second: Histograms,
+    guard_tripped: Family<GuardLabels, Gauge>,
+}
+
+impl LlmMetrics {
+    /// Creates the families and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> LlmMetrics {
+        let ttft = Histograms::new_with_constructor(ttft_histogram);
+        let tokens_per_second = Histograms::new_with_constructor(tps_histogram);
+        let guard_tripped = Family::<GuardLabels, Gauge>::default();
+        registry.register(
+            "split_llm_time_to_first_token_seconds",
+            "Time from the request to the first server-sent event of a streamed LLM reply",
+            ttft.clone(),
+        );
+        registry.register(
+            "split_llm_tokens_per_second",
+            "Completion tokens per second of generation (after the first token for streams)",
+            tokens_per_second.clone(),
+        );
+        registry.register(
+            "split_guard_tripped",
+            "1 while the canary guardrail holds an arm at weight 0, 0 once cleared",
+            guard_tripped.clone(),
+        );
+        LlmMetrics {
+            ttft,
+            tokens_per_second,
+            guard_tripped,
+        }
+    }
+
+    /// Records the LLM figures of a finished request.
+    pub fn finish(&self, r: &RequestRecord) {
+        let labels = RouteArm {
+            route: r.route_id.clone().unwrap_or_default(),
+            arm: r.arm.clone().unwrap_or_default(),
+        };
+        if let Some(ttft) = r.ttft {
+            self.ttft.get_or_create(&labels).observe(ttft.as_secs_f64());
+        }
+        if let Some(tps) = tokens_per_second(r) {
+            self.tokens_per_second.get_or_create(&labels).observe(tps);
+        }
+    }
+
+    /// Sets `split_guard_tripped{route,rule,arm}`.
+    pub fn set_guard(&self, route: &str, rule: usize, arm: &str, tripped: bool) {
+        self.guard_tripped
+            .get_or_create(&GuardLabels {
+                route: route.to_owned(),
+                rule: rule.to_string(),
+                arm: arm.to_owned(),
+            })
+            .set(i64::from(tripped));
+    }
+}
+
+/// Completion tokens over the generation time: from the first token to the end for a
+/// stream, the whole upstream time otherwise. `None` without tokens or time.
+fn tokens_per_second(r: &RequestRecord) -> Option<f64> {
+    let tokens = r.completion_tokens.filter(|t| *t > 0)?;
+    let generation = match r.ttft {
+        Some(ttft) => r.request_time.saturating_sub(ttft),
+        None => r.request_time,
+    };
+    let secs = generation.as_secs_f64();
+    (secs > 0.0).then(|| tokens as f64 / secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn speed_uses_the_generation_time() {
+        let uri: http::Uri = "/x".parse().unwrap();
+        let mut r = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::POST, &uri);
+        r.completion_tokens = Some(10);
+        r.request_time = Duration::from_secs(3);
+        r.upstream_latency = Some(Duration::from_millis(10));
+        assert_eq!(tokens_per_second(&r), Some(10.0 / 3.0));
+        r.ttft = Some(Duration::from_secs(1));
+        assert_eq!(tokens_per_second(&r), Some(5.0));
+        r.completion_tokens = Some(0);
+        assert_eq!(tokens_per_second(&r), None);
+    }
+}
