@@ -31,6 +31,8 @@
 //!   request go".
 //! - [`admin_auth`]: Admin API token extraction, constant-time check, roles, CIDR allow-list.
 //! - [`key_auth`]: consumers by API key (constant-time), the route-side `key-auth` decision.
+//! - [`health`]: upstream node health from active probes and real responses.
+//! - [`stats`]: sample ratio mismatch (chi-square of arm counts against weights).
 //! - [`limits`]: `limit-count` windows and the `api-breaker` state machine, time as `now`.
 
 #![warn(missing_docs)]
@@ -39,6 +41,7 @@ pub mod admin_auth;
 pub mod config;
 pub mod error;
 pub mod expr;
+pub mod health;
 pub mod key_auth;
 pub mod limits;
 pub mod matcher;
@@ -46,6 +49,7 @@ pub mod request;
 pub mod rewrite;
 pub mod select;
 pub mod snapshot;
+pub mod stats;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

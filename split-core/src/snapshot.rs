@@ -46,6 +46,9 @@ pub use objects::validate_object;
 pub use references::{referrers, Referrer};
 pub use rewrites::Rewrites;
 
+#[cfg(test)]
+pub(crate) use build::compile_upstream;
+
 /// Raw stored objects by kind and id, exactly as the Admin API stores them (JSON values
 /// including `id`, `create_time`, `update_time`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -214,6 +217,8 @@ pub struct CompiledRule {
     pub weights: Vec<u32>,
     /// Where the sticky key comes from when the rule's balancer is `chash`.
     pub hash_on: Option<HashOn>,
+    /// Identity of the rule's sample-ratio-mismatch counts (route, index, weights).
+    pub srm: crate::stats::srm::SrmKey,
 }
 
 /// A route after compilation (service and plugin_config merged in).
@@ -227,6 +232,8 @@ pub struct CompiledRoute {
     pub upstream: Option<Arc<CompiledUpstream>>,
     /// Split rules.
     pub rules: Vec<CompiledRule>,
+    /// `prometheus` plugin settings (export toggle, `route` label).
+    pub metrics: crate::stats::route_metrics::RouteMetrics,
 }
 
 /// Where one request goes.

@@ -41,6 +41,10 @@ pub struct Gateway {
     pub max_body: usize,
     /// key-auth / api-breaker / limit-count state.
     pub plugins: crate::plugins::PluginState,
+    /// Arm counts behind the `split_srm_p_value` gauge.
+    pub srm: Arc<crate::srm::SrmCounts>,
+    /// Upstream health checks (node filter, passive checks).
+    pub health: Arc<crate::health::HealthChecks>,
 }
 
 /// The client request body: still streaming, or read into memory.
@@ -233,14 +237,17 @@ async fn forward_decided(
 ) -> Routed {
     let route_id = route.route.id.as_str();
     record.route_id = Some(route_id.to_owned());
+    record.route_metrics = Some(route.metrics.clone());
+    let route_label = &*route.metrics.label;
     record.service_id = route.route.service_id.clone();
     record.matched_uri = route.route.uris.first().cloned();
     record.matched_host = route.route.hosts.first().cloned();
     record.rule = decision.rule;
     record.arm = decision.arm_label.map(str::to_owned);
     if let (Some(rule), Some(arm)) = (decision.rule, decision.arm_label) {
-        gw.observer.metrics.arm_request(route_id, rule, arm);
+        gw.observer.metrics.arm_request(route_label, rule, arm);
     }
+    gw.srm.count_decision(route, &decision);
     let Some(upstream) = decision.upstream else {
         return Routed::Local(reply::missing_upstream());
     };
@@ -265,6 +272,15 @@ async fn forward_decided(
     for rewrite in &decision.rewrites {
         rewrite.apply_headers(&mut headers);
     }
+    if let Some(tracer) = &gw.observer.otel {
+        record.trace = tracer.start(
+            route,
+            &parts.headers,
+            parts.uri.query(),
+            &mut headers,
+            record,
+        );
+    }
     let host_override = decision.rewrites.iter().rev().find_map(|r| r.host.clone());
     let upload_body = match body {
         ClientBody::Streaming(incoming) => stream(incoming),
@@ -283,7 +299,7 @@ async fn forward_decided(
 
     // Nodes and timeouts.
     let ticket = gw.node_tickets.next(upstream.key.0);
-    let plan = upstream.plan(ticket, chash_key.as_deref());
+    let plan = gw.health.plan(upstream, ticket, chash_key.as_deref());
     let timeouts = route.effective_timeout(upstream).unwrap_or(DEFAULT_TIMEOUT);
     let out = Outgoing {
         method: parts.method.clone(),
@@ -300,7 +316,11 @@ async fn forward_decided(
         .is_some_and(|ct| ct.starts_with("application/json"));
     let upload = Progress::new(is_json && record.model.is_none());
     let metrics = &gw.observer.metrics;
-    let mut on_error = |e: AttemptError<'_>| metrics.upstream_error(route_id, &e.node, e.kind);
+    let health = &gw.health;
+    let mut on_error = |e: AttemptError<'_>| {
+        metrics.upstream_error(route_label, &e.node, e.kind);
+        health.passive_failure(upstream, &e.node, e.kind);
+    };
     let result = forward(
         &gw.pool,
         upstream,
@@ -319,6 +339,8 @@ async fn forward_decided(
         Ok(answer) => {
             record.upstream_addr = Some(answer.peer);
             record.upstream_status = Some(answer.response.status().as_u16());
+            let status = split_core::health::Outcome::Status(answer.response.status().as_u16());
+            gw.health.passive(upstream, answer.node, status);
             record.upstream_latency = Some(answer.latency);
             let (mut parts, body) = answer.response.into_parts();
             strip_hop_by_hop(&mut parts.headers);

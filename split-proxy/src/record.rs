@@ -52,6 +52,10 @@ pub struct RequestRecord {
     pub prompt_tokens: Option<u64>,
     /// `usage.completion_tokens` of the response, when seen.
     pub completion_tokens: Option<u64>,
+    /// The matched route's `prometheus` settings (export toggle, `route` label).
+    pub route_metrics: Option<split_core::stats::route_metrics::RouteMetrics>,
+    /// The request's span, when the route has the `opentelemetry` plugin.
+    pub trace: Option<crate::otel::SpanStart>,
 }
 
 impl RequestRecord {
@@ -83,6 +87,8 @@ impl RequestRecord {
             model: None,
             prompt_tokens: None,
             completion_tokens: None,
+            route_metrics: None,
+            trace: None,
         }
     }
 

@@ -182,7 +182,7 @@ async fn the_guide_works_verbatim_and_splits_exactly_50_50() {
         .filter_map(|a| {
             sample(
                 &after,
-                &format!(r#"split_llm_tokens_total{{type="completion",route="aimlapi-split",arm="{a}",model="gpt-4"}}"#),
+                &format!(r#"split_llm_tokens_total{{type="completion",route="aimlapi-split",arm="{a}",model="gpt-4",consumer=""}}"#),
             )
         })
         .sum();

@@ -16,13 +16,16 @@ use crate::ConfigError;
 mod api_breaker;
 mod key_auth;
 mod limit_count;
+mod opentelemetry;
 
 pub use api_breaker::{ApiBreaker, BreakHeader, BreakerFallback, BreakerKey};
 pub use key_auth::KeyAuthRoute;
 pub use limit_count::{LimitCount, LimitKeyType, LimitStateKey, WindowType};
+pub use opentelemetry::{OpenTelemetry, OtelSettings, RootSampler, Sampler, TraceIdSource};
 
 /// Names of every plugin split accepts, with APISIX priority (higher runs first).
 pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
+    ("opentelemetry", 12009),
     ("key-auth", 2500),
     ("proxy-rewrite", 1008),
     ("api-breaker", 1005),
@@ -52,6 +55,8 @@ pub struct Plugins {
     pub limit_count: Option<LimitCount>,
     /// `api-breaker`.
     pub api_breaker: Option<ApiBreaker>,
+    /// `opentelemetry`.
+    pub opentelemetry: Option<OpenTelemetry>,
     /// Raw JSON of every accepted plugin except a consumer's `key-auth`, in name order (for export and for plugins whose
     /// runtime lives in the proxy).
     pub raw: BTreeMap<String, serde_json::Value>,
@@ -99,7 +104,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "ai-rag",
     "ai-request-rewrite",
     "ai-aws-content-moderation",
-    "opentelemetry",
     "zipkin",
     "skywalking",
     "skywalking-logger",
@@ -249,6 +253,15 @@ impl Plugins {
             }
             ("limit-count", _) => self.limit_count = Some(LimitCount::from_json(conf)?),
             ("api-breaker", _) => self.api_breaker = Some(ApiBreaker::from_json(conf)?),
+            ("opentelemetry", PluginScope::Route) => {
+                self.opentelemetry = Some(OpenTelemetry::from_json(conf)?);
+            }
+            ("opentelemetry", PluginScope::Consumer) => {
+                return Err(ConfigError::new(
+                    "",
+                    "is not supported on consumers yet; configure it on the route",
+                ));
+            }
             (name, _) if NOT_YET_SUPPORTED.contains(&name) => {
                 return Err(ConfigError::new("", "plugin not supported yet"));
             }
@@ -286,6 +299,10 @@ impl Plugins {
                 .api_breaker
                 .clone()
                 .or_else(|| self.api_breaker.clone()),
+            opentelemetry: higher
+                .opentelemetry
+                .clone()
+                .or_else(|| self.opentelemetry.clone()),
             raw,
         }
     }
