@@ -3,8 +3,8 @@
 //!
 //! Differences from APISIX, each an explicit error rather than a silent change:
 //! `https_verify_certificate: false` is refused (upstream certificates are always
-//! verified), and `active.concurrency` is accepted but probes of one upstream run one
-//! node at a time.
+//! verified), and `active.concurrency` is accepted but not enforced (the proxy probes
+//! all due nodes of an upstream at once).
 
 use std::time::Duration;
 
