@@ -33,6 +33,8 @@
 //! - [`key_auth`]: consumers by API key (constant-time), the route-side `key-auth` decision.
 //! - [`secret`]: `$env://NAME` references in header values, masking for Admin API reads.
 //! - [`fallback`]: retry on another arm (429/5xx/connect/SSE error), `Retry-After`.
+//! - [`health`]: upstream node health from active probes and real responses.
+//! - [`stats`]: sample ratio mismatch (chi-square of arm counts against weights).
 //! - [`limits`]: `limit-count` windows, token budgets and the `api-breaker` state machine,
 //!   time as `now`.
 //! - [`llm`]: token `usage` from JSON and SSE responses, `include_usage` requests.
@@ -46,6 +48,7 @@ pub mod error;
 pub mod expr;
 pub mod fallback;
 pub mod guard;
+pub mod health;
 pub mod key_auth;
 pub mod limits;
 pub mod llm;
@@ -55,6 +58,7 @@ pub mod rewrite;
 pub mod secret;
 pub mod select;
 pub mod snapshot;
+pub mod stats;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

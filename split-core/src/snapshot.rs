@@ -46,6 +46,9 @@ pub use objects::validate_object;
 pub use references::{referrers, Referrer};
 pub use rewrites::Rewrites;
 
+#[cfg(test)]
+pub(crate) use build::compile_upstream;
+
 /// Raw stored objects by kind and id, exactly as the Admin API stores them (JSON values
 /// including `id`, `create_time`, `update_time`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -218,6 +221,8 @@ pub struct CompiledRule {
     pub hash_on: Option<HashOn>,
     /// Canary guardrail of the rule.
     pub guard: Option<crate::guard::Guard>,
+    /// Identity of the rule's sample-ratio-mismatch counts (route, index, weights).
+    pub srm: crate::stats::srm::SrmKey,
 }
 
 /// A route after compilation (service and plugin_config merged in).
@@ -231,6 +236,8 @@ pub struct CompiledRoute {
     pub upstream: Option<Arc<CompiledUpstream>>,
     /// Split rules.
     pub rules: Vec<CompiledRule>,
+    /// `prometheus` plugin settings (export toggle, `route` label).
+    pub metrics: crate::stats::route_metrics::RouteMetrics,
 }
 
 /// Where one request goes.

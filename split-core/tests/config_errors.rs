@@ -109,9 +109,9 @@ fn upstream_errors() {
         ),
         (
             U,
-            up(json!({"checks": {"active": {}}})),
-            "checks",
-            "health checks are not supported yet",
+            up(json!({"checks": {"active": {"type": "udp"}}})),
+            "checks.active.type",
+            "must be one of http, https, tcp",
         ),
         (U, up(json!({"tls": {}})), "tls", "not supported yet"),
         (
@@ -444,7 +444,7 @@ fn route_errors() {
         (R, route(json!({"plugin_config_id": []})), "plugin_config_id", "1-64 characters"),
         (R, route(json!({"timeout": {"connect": 1, "send": 1, "read": 0}})), "timeout.read", "must be > 0"),
         (R, route(json!({"upstream": {"nodes": {"a:80": -2}}})), "upstream.nodes[\"a:80\"]", "must be >= 0"),
-        (R, route(json!({"upstream": {"nodes": {}, "checks": {}}})), "upstream.checks", "not supported yet"),
+        (R, route(json!({"upstream": {"nodes": {}, "checks": {}}})), "upstream.checks.active", "is required"),
         (R, route(json!({"upstream_id": 1, "upstream": {"nodes": 1}})), "upstream.nodes", "expected an object"),
         (R, route(json!({"enable_websocket": "yes"})), "enable_websocket", "expected a boolean"),
         (R, json!({"uri": "/x"}), "", "at least one of plugins, upstream, upstream_id, service_id or plugin_config_id is required"),

@@ -229,6 +229,7 @@ fn upstream(pass_host: PassHost, scheme: Scheme) -> Upstream {
         retries: None,
         retry_timeout: None,
         keepalive_pool: KeepalivePool::default(),
+        checks: None,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Answer {
     pub response: Response<Incoming>,
     /// Address actually used.
     pub peer: SocketAddr,
+    /// Index of the node that answered (into the upstream's `nodes`).
+    pub node: usize,
     /// Time from the first attempt to the response head.
     pub latency: Duration,
 }
@@ -88,11 +90,14 @@ pub async fn forward(
     let client_body = std::mem::replace(&mut out.body, crate::body::empty());
     let mut body = Some(stream(ProgressBody::new(client_body, Arc::clone(&upload))));
     let mut last: Option<(bool, String)> = None;
-    let nodes: Vec<&Node> = plan.iter().filter_map(|&i| upstream.nodes.get(i)).collect();
+    let nodes: Vec<(usize, &Node)> = plan
+        .iter()
+        .filter_map(|&i| upstream.nodes.get(i).map(|n| (i, n)))
+        .collect();
     if nodes.is_empty() {
         return Err(ForwardError::NoNodes);
     }
-    for node in nodes {
+    for (index, node) in nodes {
         let key = PoolKey {
             host: node.host.clone(),
             port: node.port,
@@ -146,6 +151,7 @@ pub async fn forward(
                     return Ok(Answer {
                         response,
                         peer,
+                        node: index,
                         latency: started.elapsed(),
                     });
                 }

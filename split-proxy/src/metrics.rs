@@ -109,8 +109,19 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every family.
+    #[cfg(test)]
     pub fn new() -> Arc<Metrics> {
+        Metrics::with_collectors(Vec::new())
+    }
+
+    /// Registers every family plus `collectors`, which compute metrics at scrape time.
+    pub fn with_collectors(
+        collectors: Vec<Box<dyn prometheus_client::collector::Collector>>,
+    ) -> Arc<Metrics> {
         let mut registry = Registry::default();
+        for collector in collectors {
+            registry.register_collector(collector);
+        }
         let arm_requests = Family::<ArmLabels, Counter>::default();
         let http_status = Family::<StatusLabels, Gauge>::default();
         let latency = Family::<TypedLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -152,7 +163,7 @@ impl Metrics {
         );
         registry.register(
             "split_llm_tokens",
-            "LLM tokens from the responses' usage (type prompt|completion) per route, arm and consumer",
+            "LLM tokens from the responses' usage (type prompt|completion) per route, arm, model and consumer",
             llm_tokens.clone(),
         );
         let fallbacks = Family::<FallbackLabels, Counter>::default();
@@ -242,13 +253,57 @@ impl Metrics {
 
     /// Records a finished request.
     pub fn finish(&self, r: &RequestRecord) {
-        let route = r.route_id.clone().unwrap_or_default();
+        // The `prometheus` plugin's label (`prefer_name`) and toggle: APISIX's request
+        // metrics only for routes it is enabled on; split's own families always.
+        let route = match &r.route_metrics {
+            Some(m) => m.label.to_string(),
+            None => r.route_id.clone().unwrap_or_default(),
+        };
+        let export = r.route_metrics.as_ref().is_none_or(|m| m.export);
         let service = r.service_id.clone().unwrap_or_default();
         let consumer = r.consumer.clone().unwrap_or_default();
         let node = r
             .upstream_addr
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
+        if export {
+            self.apisix_request(r, &route, &service, &consumer, &node);
+        }
+        let tokens = [
+            ("prompt", r.prompt_tokens),
+            ("completion", r.completion_tokens),
+        ];
+        for (kind, count) in tokens {
+            if let Some(count) = count {
+                self.llm_tokens
+                    .get_or_create(&TokenLabels {
+                        r#type: kind,
+                        route: route.clone(),
+                        arm: r.arm.clone().unwrap_or_default(),
+                        consumer: consumer.clone(),
+                        model: r.model.clone().unwrap_or_default(),
+                    })
+                    .inc_by(count);
+            }
+        }
+        self.llm.finish(r);
+    }
+
+    /// `apisix_http_status`, `apisix_http_latency`, `apisix_bandwidth` of one request.
+    fn apisix_request(
+        &self,
+        r: &RequestRecord,
+        route: &str,
+        service: &str,
+        consumer: &str,
+        node: &str,
+    ) {
+        let (route, service, consumer, node) = (
+            route.to_owned(),
+            service.to_owned(),
+            consumer.to_owned(),
+            node.to_owned(),
+        );
         self.http_status
             .get_or_create(&StatusLabels {
                 code: r.status.to_string(),
@@ -284,24 +339,6 @@ impl Metrics {
         self.bandwidth
             .get_or_create(&typed("egress"))
             .inc_by(i64::try_from(r.bytes_sent).unwrap_or(i64::MAX));
-        let tokens = [
-            ("prompt", r.prompt_tokens),
-            ("completion", r.completion_tokens),
-        ];
-        for (kind, count) in tokens {
-            if let Some(count) = count {
-                self.llm_tokens
-                    .get_or_create(&TokenLabels {
-                        r#type: kind,
-                        route: route.clone(),
-                        arm: r.arm.clone().unwrap_or_default(),
-                        consumer: consumer.clone(),
-                        model: r.model.clone().unwrap_or_default(),
-                    })
-                    .inc_by(count);
-            }
-        }
-        self.llm.finish(r);
     }
 
     /// The exposition text.

@@ -26,6 +26,8 @@ pub struct Observer {
     pub metrics: Arc<Metrics>,
     /// Access log, if configured.
     pub access_log: Option<Arc<AccessLog>>,
+    /// Span export (`opentelemetry` plugin).
+    pub otel: Option<Arc<crate::otel::Tracer>>,
 }
 
 impl Observer {
@@ -34,6 +36,9 @@ impl Observer {
         self.metrics.finish(record);
         if let Some(settle) = &record.settle {
             settle.apply(record);
+        }
+        if let Some(tracer) = &self.otel {
+            tracer.finish(record);
         }
         if let Some(log) = &self.access_log {
             log.write(record.to_json_line());
@@ -172,6 +177,7 @@ mod tests {
         let observer = Observer {
             metrics: Metrics::new(),
             access_log: Some(Arc::clone(&log)),
+            otel: None,
         };
         let uri: http::Uri = "/x".parse().unwrap();
         let mut rec = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::GET, &uri);

@@ -47,6 +47,10 @@ pub struct Gateway {
     pub shared: crate::redis::SharedCounters,
     /// Token budgets and the canary guardrail.
     pub llm: Arc<crate::llm_state::LlmState>,
+    /// Arm counts behind the `split_srm_p_value` gauge.
+    pub srm: Arc<crate::srm::SrmCounts>,
+    /// Upstream health checks (node filter, passive checks).
+    pub health: Arc<crate::health::HealthChecks>,
 }
 
 /// The client request body: still streaming, or read into memory.
@@ -252,6 +256,8 @@ async fn forward_decided(
 ) -> Routed {
     let route_id = route.route.id.as_str();
     record.route_id = Some(route_id.to_owned());
+    record.route_metrics = Some(route.metrics.clone());
+    let route_label = &*route.metrics.label;
     record.service_id = route.route.service_id.clone();
     record.matched_uri = route.route.uris.first().cloned();
     record.matched_host = route.route.hosts.first().cloned();
@@ -269,8 +275,9 @@ async fn forward_decided(
         return crate::fallback::forward(gw, route, decision, conf, req, body, record).await;
     }
     if let (Some(rule), Some(arm)) = (decision.rule, decision.arm_label) {
-        gw.observer.metrics.arm_request(route_id, rule, arm);
+        gw.observer.metrics.arm_request(route_label, rule, arm);
     }
+    gw.srm.count_decision(route, &decision);
     let Some(upstream) = decision.upstream else {
         return Routed::Local(reply::missing_upstream());
     };
@@ -298,6 +305,15 @@ async fn forward_decided(
     if let Err(response) = crate::secrets::apply_headers(&decision.rewrites, &mut headers) {
         return Routed::Local(*response);
     }
+    if let Some(tracer) = &gw.observer.otel {
+        record.trace = tracer.start(
+            route,
+            &parts.headers,
+            parts.uri.query(),
+            &mut headers,
+            record,
+        );
+    }
     let host_override = decision.rewrites.iter().rev().find_map(|r| r.host.clone());
     let upload_body = match body {
         ClientBody::Streaming(incoming) => stream(incoming),
@@ -321,7 +337,7 @@ async fn forward_decided(
 
     // Nodes and timeouts.
     let ticket = gw.node_tickets.next(upstream.key.0);
-    let plan = upstream.plan(ticket, chash_key.as_deref());
+    let plan = gw.health.plan(upstream, ticket, chash_key.as_deref());
     let timeouts = route.effective_timeout(upstream).unwrap_or(DEFAULT_TIMEOUT);
     let out = Outgoing {
         method: parts.method.clone(),
@@ -338,7 +354,11 @@ async fn forward_decided(
         .is_some_and(|ct| ct.starts_with("application/json"));
     let upload = Progress::new(is_json && record.model.is_none());
     let metrics = &gw.observer.metrics;
-    let mut on_error = |e: AttemptError<'_>| metrics.upstream_error(route_id, &e.node, e.kind);
+    let health = &gw.health;
+    let mut on_error = |e: AttemptError<'_>| {
+        metrics.upstream_error(route_label, &e.node, e.kind);
+        health.passive_failure(upstream, &e.node, e.kind);
+    };
     let result = forward(
         &gw.pool,
         upstream,
@@ -357,6 +377,8 @@ async fn forward_decided(
         Ok(answer) => {
             record.upstream_addr = Some(answer.peer);
             record.upstream_status = Some(answer.response.status().as_u16());
+            let status = split_core::health::Outcome::Status(answer.response.status().as_u16());
+            gw.health.passive(upstream, answer.node, status);
             record.upstream_latency = Some(answer.latency);
             let (mut parts, body) = answer.response.into_parts();
             strip_hop_by_hop(&mut parts.headers);

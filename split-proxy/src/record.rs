@@ -60,6 +60,10 @@ pub struct RequestRecord {
     pub ttft: Option<Duration>,
     /// Token charges and guard report due when the request ends.
     pub settle: Option<crate::llm_state::Settle>,
+    /// The matched route's `prometheus` settings (export toggle, `route` label).
+    pub route_metrics: Option<split_core::stats::route_metrics::RouteMetrics>,
+    /// The request's span, when the route has the `opentelemetry` plugin.
+    pub trace: Option<crate::otel::SpanStart>,
 }
 
 impl RequestRecord {
@@ -95,6 +99,8 @@ impl RequestRecord {
             total_tokens: None,
             ttft: None,
             settle: None,
+            route_metrics: None,
+            trace: None,
         }
     }
 

@@ -117,21 +117,35 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
         grace,
         max_body,
     } = p;
-    let metrics = Metrics::new();
+    let srm = Arc::new(crate::srm::SrmCounts::default());
+    let pool = Pool::new(connector);
+    let health = crate::health::HealthChecks::new(Arc::clone(&pool));
+    let tracer = crate::otel::Tracer::spawn(&settings.opentelemetry);
+    let metrics = Metrics::with_collectors(vec![
+        Box::new(crate::srm::SrmCollector::new(
+            Arc::clone(&live),
+            Arc::clone(&srm),
+        )),
+        Box::new(crate::health::HealthCollector::new(Arc::clone(&health))),
+        Box::new(tracer.collector()),
+    ]);
     let gateway = Arc::new(Gateway {
         live: Arc::clone(&live),
         rule_tickets: Tickets::default(),
         node_tickets: Tickets::default(),
-        pool: Pool::new(connector),
+        pool,
         observer: Observer {
             metrics: Arc::clone(&metrics),
             access_log: access_log.clone(),
+            otel: Some(tracer),
         },
         max_body,
         plugins: crate::plugins::PluginState::default(),
         fallback: crate::fallback::FallbackState::default(),
         shared: crate::redis::SharedCounters::default(),
         llm: crate::llm_state::LlmState::new(Arc::clone(&metrics)),
+        srm,
+        health: Arc::clone(&health),
     });
 
     let lifecycle = Lifecycle::new();
@@ -168,6 +182,7 @@ async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), Stri
             Duration::from_secs(1),
         ));
     }
+    tokio::spawn(health.supervise(Arc::clone(&live), Duration::from_secs(1)));
     tokio::spawn(crate::live::prune_tickets(
         Arc::clone(&gateway),
         Duration::from_secs(1),

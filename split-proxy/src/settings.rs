@@ -73,6 +73,8 @@ pub struct Settings {
     pub generated_key: Option<String>,
     /// Warnings to print at startup.
     pub warnings: Vec<String>,
+    /// `plugin_attr.opentelemetry` (defaults when absent).
+    pub opentelemetry: split_core::config::plugins::OtelSettings,
 }
 
 /// Reads and validates config.yaml at `path`.
@@ -123,6 +125,10 @@ pub fn resolve(global: &Global, serve: &ServeArgs) -> Result<Settings, Fatal> {
         auth,
         generated_key,
         warnings,
+        opentelemetry: gateway
+            .as_ref()
+            .and_then(|g| g.opentelemetry.clone())
+            .unwrap_or_default(),
     })
 }
 

@@ -19,7 +19,7 @@ fn split_route(node: &str) -> serde_json::Value {
                 "id": "split",
                 "uri": "/chat/completions",
                 "upstream": up,
-                "plugins": {"traffic-split": {"rules": [
+                "plugins": {"prometheus": {}, "traffic-split": {"rules": [
                     {"weight": 70, "upstream": up, "rewrite": {"uri": "/v1/chat/completions"}},
                     {"weight": 30, "upstream": up, "rewrite": {"uri": "/v2/chat/completions"}}
                 ]}}

@@ -170,6 +170,8 @@ pub struct GatewayConfig {
     pub node_listen: Vec<SocketAddr>,
     /// `plugin_attr.prometheus.export_addr`, if set.
     pub prometheus_addr: Option<SocketAddr>,
+    /// `plugin_attr.opentelemetry`, if set.
+    pub opentelemetry: Option<crate::config::plugins::OtelSettings>,
     /// `deployment.role`.
     pub role: DeploymentRole,
     /// Config provider.
@@ -193,6 +195,7 @@ impl Default for GatewayConfig {
             admin_listen: None,
             node_listen: Vec::new(),
             prometheus_addr: None,
+            opentelemetry: None,
             role: DeploymentRole::Traditional,
             provider: ConfigProvider::Embedded,
             etcd: None,

@@ -11,6 +11,7 @@
 //! - [`plugins`]: the route `plugins` object; known plugins only.
 //! - [`traffic_split`]: the `traffic-split` plugin in both the APISIX schema and the
 //!   guide's shorthand.
+//! - [`checks`]: upstream `checks` (active and passive health checks).
 //! - [`service`], [`consumer`]: Service and Consumer.
 //! - [`proxy_rewrite`]: the `proxy-rewrite` plugin and per-arm rewrites.
 //! - [`redis_target`]: a Redis server for counters shared by several gateways.
@@ -19,6 +20,7 @@
 //! - [`standalone`]: declarative `apisix.yaml` / JSON documents.
 //! - [`ResourceKind`]: the Admin API resource kinds.
 
+pub mod checks;
 pub mod consumer;
 pub mod fallback;
 pub mod fields;

@@ -17,14 +17,17 @@ mod ai_rate_limiting;
 mod api_breaker;
 mod key_auth;
 mod limit_count;
+mod opentelemetry;
 
 pub use ai_rate_limiting::{AiRateLimiting, ArmBudget, LimitStrategy, TokenBudget};
 pub use api_breaker::{ApiBreaker, BreakHeader, BreakerFallback, BreakerKey};
 pub use key_auth::KeyAuthRoute;
 pub use limit_count::{LimitCount, LimitKeyType, LimitPolicy, LimitStateKey, WindowType};
+pub use opentelemetry::{OpenTelemetry, OtelSettings, RootSampler, Sampler, TraceIdSource};
 
 /// Names of every plugin split accepts, with APISIX priority (higher runs first).
 pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
+    ("opentelemetry", 12009),
     ("key-auth", 2500),
     ("ai-rate-limiting", 1030),
     ("proxy-rewrite", 1008),
@@ -57,6 +60,8 @@ pub struct Plugins {
     pub api_breaker: Option<ApiBreaker>,
     /// `ai-rate-limiting`.
     pub ai_rate_limiting: Option<AiRateLimiting>,
+    /// `opentelemetry`.
+    pub opentelemetry: Option<OpenTelemetry>,
     /// Raw JSON of every accepted plugin except a consumer's `key-auth`, in name order (for export and for plugins whose
     /// runtime lives in the proxy).
     pub raw: BTreeMap<String, serde_json::Value>,
@@ -103,7 +108,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "ai-rag",
     "ai-request-rewrite",
     "ai-aws-content-moderation",
-    "opentelemetry",
     "zipkin",
     "skywalking",
     "skywalking-logger",
@@ -256,6 +260,15 @@ impl Plugins {
             ("ai-rate-limiting", _) => {
                 self.ai_rate_limiting = Some(AiRateLimiting::from_json(conf)?);
             }
+            ("opentelemetry", PluginScope::Route) => {
+                self.opentelemetry = Some(OpenTelemetry::from_json(conf)?);
+            }
+            ("opentelemetry", PluginScope::Consumer) => {
+                return Err(ConfigError::new(
+                    "",
+                    "is not supported on consumers yet; configure it on the route",
+                ));
+            }
             (name, _) if NOT_YET_SUPPORTED.contains(&name) => {
                 return Err(ConfigError::new("", "plugin not supported yet"));
             }
@@ -297,6 +310,10 @@ impl Plugins {
                 .ai_rate_limiting
                 .clone()
                 .or_else(|| self.ai_rate_limiting.clone()),
+            opentelemetry: higher
+                .opentelemetry
+                .clone()
+                .or_else(|| self.opentelemetry.clone()),
             raw,
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::checks::Checks;
 use crate::config::fields::{self, RawTimeout};
 use crate::ConfigError;
 
@@ -141,6 +142,8 @@ pub struct Upstream {
     pub retry_timeout: Option<f64>,
     /// Keep-alive pool settings.
     pub keepalive_pool: KeepalivePool,
+    /// Health checks (`checks`), if configured.
+    pub checks: Option<Checks>,
 }
 
 impl Upstream {
@@ -236,6 +239,9 @@ impl Upstream {
                 "requests": pool.requests,
             }),
         );
+        if let Some(checks) = &self.checks {
+            out.insert("checks".into(), checks.raw.clone());
+        }
         Value::Object(out)
     }
 
@@ -324,11 +330,6 @@ impl RawUpstream {
         fields::reject_present(&self.discovery_type, "discovery_type", DISCOVERY)?;
         fields::reject_present(&self.discovery_args, "discovery_args", DISCOVERY)?;
         fields::reject_present(
-            &self.checks,
-            "checks",
-            "health checks are not supported yet",
-        )?;
-        fields::reject_present(
             &self.tls,
             "tls",
             "upstream client certificates (tls) are not supported yet",
@@ -396,6 +397,11 @@ impl RawUpstream {
         if let Some(retry_timeout) = self.retry_timeout {
             fields::non_negative_seconds(retry_timeout, "retry_timeout")?;
         }
+        let checks = self
+            .checks
+            .as_ref()
+            .map(|c| Checks::from_json(c).map_err(|e| e.within("checks")))
+            .transpose()?;
         let keepalive_pool = match &self.keepalive_pool {
             None => KeepalivePool::default(),
             Some(pool) => pool.validate().map_err(|e| e.within("keepalive_pool"))?,
@@ -411,6 +417,7 @@ impl RawUpstream {
             retries,
             retry_timeout: self.retry_timeout,
             keepalive_pool,
+            checks,
         })
     }
 

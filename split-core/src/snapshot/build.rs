@@ -17,6 +17,7 @@ use crate::config::upstream::{Balancer, Upstream};
 use crate::config::ResourceKind;
 use crate::matcher::{MatchSpec, RouteTable};
 use crate::select::{stable_hash, Rendezvous, Schedule, SeededRandom, Selector};
+use crate::stats::route_metrics::RouteMetrics;
 use crate::ConfigError;
 
 use super::objects::{parse_global_rule, parse_plugin_config};
@@ -98,8 +99,10 @@ pub(super) fn compile(set: ConfigSet) -> Result<Snapshot, CompileError> {
     }
     let consumers = crate::key_auth::KeyAuthIndex::build(consumers);
 
+    let mut global_prometheus = false;
     for (id, value) in objects(ResourceKind::GlobalRules) {
-        parse_global_rule(value).map_err(fail(ResourceKind::GlobalRules, id))?;
+        let plugins = parse_global_rule(value).map_err(fail(ResourceKind::GlobalRules, id))?;
+        global_prometheus |= plugins.prometheus.is_some();
     }
     for kind in [ResourceKind::Ssls, ResourceKind::PluginMetadata] {
         for (id, value) in objects(kind) {
@@ -111,7 +114,9 @@ pub(super) fn compile(set: ConfigSet) -> Result<Snapshot, CompileError> {
     for (id, value) in objects(ResourceKind::Routes) {
         let fail = fail(ResourceKind::Routes, id);
         let route = Route::from_json(id, value).map_err(&fail)?;
-        let route = compile_route(route, &upstreams, &services, &plugin_configs).map_err(&fail)?;
+        let mut route =
+            compile_route(route, &upstreams, &services, &plugin_configs).map_err(&fail)?;
+        route.metrics = RouteMetrics::new(&route.route, &route.plugins, global_prometheus);
         if let Some(name) = route
             .plugins
             .key_auth_route
@@ -251,11 +256,13 @@ fn compile_route(
         Some(split) => compile_rules(&route.id, split, upstream.as_ref(), upstreams, &scope)?,
         None => Vec::new(),
     };
+    let metrics = RouteMetrics::new(&route, &plugins, false);
     Ok(CompiledRoute {
         route: Arc::new(route),
         plugins,
         upstream,
         rules,
+        metrics,
     })
 }
 
@@ -310,6 +317,7 @@ fn compile_rules(
         let key = format!("{route_id}\u{0}{index}\u{0}{:016x}", rule.fingerprint);
         rules.push(CompiledRule {
             key: RuleKey(stable_hash(key.as_bytes())),
+            srm: crate::stats::srm::SrmKey::new(route_id, index, &weights),
             matches: rule.matches.clone(),
             selector,
             arms,

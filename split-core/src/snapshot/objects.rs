@@ -4,7 +4,7 @@
 //! - `plugin_configs`: `{id?, name?, desc?, labels?, plugins (required), create_time?,
 //!   update_time?}`; plugins fully validated (they are merged into routes).
 //! - `global_rules`: `{id?, plugins (required), create_time?, update_time?}`; plugins
-//!   validated. `traffic-split`, `proxy-rewrite`, `key-auth`, `limit-count` and `api-breaker` are rejected there (they only act
+//!   validated. `traffic-split`, `proxy-rewrite`, `key-auth`, `limit-count`, `api-breaker` and `opentelemetry` are rejected there (they only act
 //!   per route in split); `prometheus` is accepted.
 //! - `ssls` (stored, not served yet): a JSON object; `cert` and `key` are required PEM
 //!   strings unless `type` is `client`; `sni` a string, `snis` a list of strings. Other
@@ -93,6 +93,7 @@ pub(crate) fn parse_global_rule(value: &Value) -> Result<Plugins, ConfigError> {
         "key-auth",
         "limit-count",
         "api-breaker",
+        "opentelemetry",
     ] {
         if plugins.raw.contains_key(name) {
             return Err(ConfigError::new(

@@ -507,11 +507,16 @@ impl Parser {
         cfg: &mut GatewayConfig,
     ) -> Result<(), ConfigError> {
         for key in attr.keys() {
-            if key != "prometheus" {
+            if key != "prometheus" && key != "opentelemetry" {
                 self.warnings.push(format!(
                     "plugin_attr.{key} is not supported by split, ignored"
                 ));
             }
+        }
+        if let Some(otel) = get(attr, "opentelemetry") {
+            let settings = crate::config::plugins::OtelSettings::from_json(otel)
+                .map_err(|e| e.within("plugin_attr.opentelemetry"))?;
+            cfg.opentelemetry = Some(settings);
         }
         let Some(prom) = section(attr, "prometheus", "plugin_attr.prometheus")? else {
             return Ok(());
