@@ -20,6 +20,14 @@ mod limit_count;
 pub use api_breaker::{ApiBreaker, BreakHeader, BreakerFallback, BreakerKey};
 pub use key_auth::KeyAuthRoute;
 pub use limit_count::{LimitCount, LimitKeyType, LimitStateKey, WindowType};
+#[cfg(feature = "schema")]
+pub(crate) use {
+    api_breaker::RawApiBreaker, key_auth::RawKeyAuthRoute, limit_count::RawLimitCount,
+};
+
+/// Plugins that only act on routes (through the route's merged plugins): refused on
+/// consumers, where split would otherwise ignore them.
+pub(crate) const ROUTE_ONLY: &[&str] = &["api-breaker", "limit-count"];
 
 /// Names of every plugin split accepts, with APISIX priority (higher runs first).
 pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
@@ -30,10 +38,6 @@ pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
     ("traffic-split", 966),
     ("prometheus", 500),
 ];
-
-/// Plugins that only act on routes (through the route's merged plugins): refused on
-/// consumers, where split would otherwise ignore them.
-const ROUTE_ONLY: &[&str] = &["api-breaker", "limit-count"];
 
 /// Validated plugins of one object.
 #[derive(Debug, Clone, Default)]
@@ -178,14 +182,24 @@ pub struct PrometheusPlugin {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "Prometheus")
+)]
 #[serde(deny_unknown_fields)]
-struct RawPrometheus {
+pub(crate) struct RawPrometheus {
     prefer_name: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "ConsumerKeyAuth")
+)]
 #[serde(deny_unknown_fields)]
-struct RawKeyAuth {
+pub(crate) struct RawKeyAuth {
     key: String,
 }
 
