@@ -119,23 +119,22 @@ fn config_set(n: usize) -> ConfigSet {
 fn bench_compile(c: &mut Criterion) {
     let mut g = c.benchmark_group("compile");
     g.sample_size(20);
-    for n in [1_000usize] {
-        let set = config_set(n);
-        let snapshot = Snapshot::compile(set.clone()).expect("valid set");
-        assert_eq!(snapshot.routes.len(), n);
-        g.throughput(Throughput::Elements(n as u64));
-        g.bench_with_input(
-            BenchmarkId::new("routes_with_traffic_split", n),
-            &set,
-            |b, set| {
-                b.iter_batched(
-                    || set.clone(),
-                    |set| black_box(Snapshot::compile(set)),
-                    BatchSize::LargeInput,
-                )
-            },
-        );
-    }
+    let n = 1_000usize;
+    let set = config_set(n);
+    let snapshot = Snapshot::compile(set.clone()).expect("valid set");
+    assert_eq!(snapshot.routes.len(), n);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_with_input(
+        BenchmarkId::new("routes_with_traffic_split", n),
+        &set,
+        |b, set| {
+            b.iter_batched(
+                || set.clone(),
+                |set| black_box(Snapshot::compile(set)),
+                BatchSize::LargeInput,
+            )
+        },
+    );
     g.finish();
 }
 
