@@ -29,6 +29,7 @@ mod catalog;
 mod compile;
 mod embedded;
 mod error;
+mod openapi;
 mod patch;
 mod query;
 mod read;

@@ -17,7 +17,7 @@ use crate::query::Query;
 use crate::reply::Reply;
 use crate::resource::{self, Resource};
 use crate::target::{self, Target};
-use crate::{read, schema, write, Admin};
+use crate::{openapi, read, schema, write, Admin};
 
 impl Admin {
     pub(crate) async fn serve<B>(&self, req: http::Request<B>, remote: IpAddr) -> Reply
@@ -90,7 +90,7 @@ impl Admin {
             Target::Plugins if method == Method::GET => {
                 let all: serde_json::Map<String, Value> = schema::plugin_names()
                     .into_iter()
-                    .filter_map(|n| schema::plugin_schema(n).map(|s| (n.to_owned(), s)))
+                    .filter_map(|n| schema::plugin_schema(n, None).map(|s| (n.to_owned(), s)))
                     .collect();
                 Reply::json(StatusCode::OK, Value::Object(all))
             }
@@ -99,7 +99,7 @@ impl Admin {
                 Reply::json(StatusCode::OK, json!("done"))
             }
             Target::Plugin(name) | Target::SchemaPlugin(name) if method == Method::GET => {
-                match schema::plugin_schema(name) {
+                match schema::plugin_schema(name, query.get("schema_type")) {
                     Some(s) => Reply::json(StatusCode::OK, s),
                     None => Reply::bad_request("plugin not found in subsystem http"),
                 }
@@ -110,7 +110,7 @@ impl Admin {
             },
             Target::SchemaValidate(res) if method == Method::POST => validate_only(res, body),
             Target::OpenApi if method == Method::GET => {
-                Reply::json(StatusCode::OK, schema::openapi())
+                Reply::json(StatusCode::OK, openapi::openapi())
             }
             Target::Resource { res, id, sub } => {
                 self.resource(res, id, &sub, method, query, body).await

@@ -43,6 +43,8 @@ mod references;
 mod rewrites;
 
 pub use objects::validate_object;
+#[cfg(feature = "schema")]
+pub(crate) use objects::{RawGlobalRule, RawPluginConfig, GLOBAL_RULE_REFUSED};
 pub use references::{referrers, Referrer};
 pub use rewrites::Rewrites;
 

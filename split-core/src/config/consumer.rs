@@ -21,15 +21,28 @@ pub struct Consumer {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "Consumer")
+)]
 #[serde(deny_unknown_fields)]
-struct RawConsumer {
+pub(crate) struct RawConsumer {
     username: String,
     id: Option<Value>,
     create_time: Option<Value>,
     update_time: Option<Value>,
     desc: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::ConsumerPlugins>")
+    )]
     plugins: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     group_id: Option<Value>,
 }
 

@@ -123,6 +123,11 @@ pub(crate) fn check_labels(
 
 /// Raw `timeout {connect, send, read}`: all three required.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "Timeout")
+)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTimeout {
     connect: f64,

@@ -18,6 +18,7 @@
 //! - [`fields`]: shared field parsers (paths, ids, labels, timeouts, canonical JSON).
 //! - [`gateway`]: `config.yaml` in both the guide's and the APISIX 3.x form.
 //! - [`standalone`]: declarative `apisix.yaml` / JSON documents.
+//! - `schema` (feature `schema`): JSON Schemas generated from the raw types.
 //! - [`ResourceKind`]: the Admin API resource kinds.
 
 pub mod checks;
@@ -29,6 +30,8 @@ pub mod plugins;
 pub mod proxy_rewrite;
 pub mod redis_target;
 pub mod route;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod service;
 pub mod standalone;
 pub mod traffic_split;

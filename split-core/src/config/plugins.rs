@@ -24,6 +24,15 @@ pub use api_breaker::{ApiBreaker, BreakHeader, BreakerFallback, BreakerKey};
 pub use key_auth::KeyAuthRoute;
 pub use limit_count::{LimitCount, LimitKeyType, LimitPolicy, LimitStateKey, WindowType};
 pub use opentelemetry::{OpenTelemetry, OtelSettings, RootSampler, Sampler, TraceIdSource};
+#[cfg(feature = "schema")]
+pub(crate) use {
+    ai_rate_limiting::RawAiRateLimiting, api_breaker::RawApiBreaker, key_auth::RawKeyAuthRoute,
+    limit_count::RawLimitCount, opentelemetry::RawPlugin as RawOpenTelemetry,
+};
+
+/// Plugins that only act on routes (through the route's merged plugins): refused on
+/// consumers, where split would otherwise ignore them.
+pub(crate) const ROUTE_ONLY: &[&str] = &["api-breaker", "limit-count", "ai-rate-limiting"];
 
 /// Names of every plugin split accepts, with APISIX priority (higher runs first).
 pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
@@ -36,10 +45,6 @@ pub const KNOWN_PLUGINS: &[(&str, i32)] = &[
     ("traffic-split", 966),
     ("prometheus", 500),
 ];
-
-/// Plugins that only act on routes (through the route's merged plugins): refused on
-/// consumers, where split would otherwise ignore them.
-const ROUTE_ONLY: &[&str] = &["api-breaker", "limit-count", "ai-rate-limiting"];
 
 /// Validated plugins of one object.
 #[derive(Debug, Clone, Default)]
@@ -186,14 +191,24 @@ pub struct PrometheusPlugin {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "Prometheus")
+)]
 #[serde(deny_unknown_fields)]
-struct RawPrometheus {
+pub(crate) struct RawPrometheus {
     prefer_name: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "ConsumerKeyAuth")
+)]
 #[serde(deny_unknown_fields)]
-struct RawKeyAuth {
+pub(crate) struct RawKeyAuth {
     key: String,
 }
 

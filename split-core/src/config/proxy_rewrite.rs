@@ -23,31 +23,70 @@ const MAX_URI_LEN: usize = 4096;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "ProxyRewrite")
+)]
 #[serde(deny_unknown_fields)]
-struct RawProxyRewrite {
+pub(crate) struct RawProxyRewrite {
     uri: Option<String>,
     regex_uri: Option<Vec<String>>,
     host: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::HeaderEdits>")
+    )]
     headers: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     method: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     scheme: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     use_real_request_uri_unsafe: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     regex_body: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "ArmRewrite")
+)]
 #[serde(deny_unknown_fields)]
-struct RawArmRewrite {
+pub(crate) struct RawArmRewrite {
     uri: Option<String>,
     regex_uri: Option<Vec<String>>,
     host: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::HeaderEdits>")
+    )]
     headers: Option<Value>,
     body: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "HeaderEditsObject")
+)]
 #[serde(deny_unknown_fields)]
-struct RawHeaderEdits {
+pub(crate) struct RawHeaderEdits {
     set: Option<Map<String, Value>>,
     add: Option<Map<String, Value>>,
     remove: Option<Vec<String>>,

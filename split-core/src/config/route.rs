@@ -63,8 +63,13 @@ pub struct Route {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(rename = "Route", transform = crate::config::schema::route_rules))]
 #[serde(deny_unknown_fields)]
-struct RawRoute {
+pub(crate) struct RawRoute {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     id: Option<Value>,
     create_time: Option<Value>,
     update_time: Option<Value>,
@@ -73,22 +78,62 @@ struct RawRoute {
     labels: Option<BTreeMap<String, String>>,
     uri: Option<String>,
     uris: Option<Vec<String>>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Methods>")
+    )]
     methods: Option<Vec<String>>,
     host: Option<String>,
     hosts: Option<Vec<String>>,
     remote_addr: Option<String>,
     remote_addrs: Option<Vec<String>>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Vars>")
+    )]
     vars: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     filter_func: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     script: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     script_id: Option<Value>,
     priority: Option<i64>,
     status: Option<i64>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::upstream::RawUpstream>")
+    )]
     upstream: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     upstream_id: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     service_id: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     plugin_config_id: Option<Value>,
     timeout: Option<RawTimeout>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::RoutePlugins>")
+    )]
     plugins: Option<Value>,
     enable_websocket: Option<bool>,
 }

@@ -28,19 +28,44 @@ pub struct Service {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "Service")
+)]
 #[serde(deny_unknown_fields)]
-struct RawService {
+pub(crate) struct RawService {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     id: Option<Value>,
     create_time: Option<Value>,
     update_time: Option<Value>,
     name: Option<String>,
     desc: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::upstream::RawUpstream>")
+    )]
     upstream: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     upstream_id: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::RoutePlugins>")
+    )]
     plugins: Option<Value>,
     hosts: Option<Vec<String>>,
     enable_websocket: Option<bool>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     script: Option<Value>,
 }
 

@@ -133,8 +133,17 @@ pub const MAX_TICKET_BATCH: u32 = 10_000;
 pub const MAX_ARMS: usize = 20;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "TrafficSplit")
+)]
 #[serde(deny_unknown_fields)]
-struct RawTrafficSplit {
+pub(crate) struct RawTrafficSplit {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<Vec<crate::config::schema::SplitRuleItem>>")
+    )]
     rules: Option<Vec<Value>>,
     fallback: Option<Value>,
     ticket: Option<String>,
@@ -155,37 +164,87 @@ struct RawTicketRedis {
 
 /// A rule in the APISIX shape.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "SplitRule")
+)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
+pub(crate) struct RawRule {
     #[serde(rename = "match")]
     matches: Option<Vec<RawMatch>>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Arms>")
+    )]
     weighted_upstreams: Option<Vec<Value>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<RawBalancer>"))]
     balancer: Option<Value>,
     guard: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "SplitMatch")
+)]
 #[serde(deny_unknown_fields)]
 struct RawMatch {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Vars>")
+    )]
     vars: Option<Value>,
 }
 
 /// One arm: an item of `weighted_upstreams`, or a rule item of the shorthand.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "SplitArm")
+)]
 #[serde(deny_unknown_fields)]
-struct RawArm {
+pub(crate) struct RawArm {
     name: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     weight: Option<i64>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     upstream_id: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::upstream::RawUpstream>")
+    )]
     upstream: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::proxy_rewrite::RawArmRewrite>")
+    )]
     rewrite: Option<Value>,
     llm: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "SplitBalancer")
+)]
 #[serde(deny_unknown_fields)]
 struct RawBalancer {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::ArmAlgorithm>")
+    )]
     algorithm: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::HashOnSource>")
+    )]
     hash_on: Option<String>,
     key: Option<String>,
     seed: Option<u64>,

@@ -275,35 +275,86 @@ pub const HASH_ON_VARS: &[&str] = &[
 
 /// The upstream object exactly as APISIX v3 stores it.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "Upstream")
+)]
 #[serde(deny_unknown_fields)]
-struct RawUpstream {
+pub(crate) struct RawUpstream {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     id: Option<Value>,
     create_time: Option<Value>,
     update_time: Option<Value>,
     name: Option<String>,
     desc: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::UpstreamType>")
+    )]
     #[serde(rename = "type")]
     kind: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "crate::config::schema::Nodes"))]
     nodes: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::HashOnSource>")
+    )]
     hash_on: Option<String>,
     key: Option<String>,
     seed: Option<u64>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::UpstreamScheme>")
+    )]
     scheme: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::PassHostMode>")
+    )]
     pass_host: Option<String>,
     upstream_host: Option<String>,
     timeout: Option<RawTimeout>,
     retries: Option<i64>,
     retry_timeout: Option<f64>,
     keepalive_pool: Option<RawKeepalivePool>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Object>")
+    )]
     checks: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     tls: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     service_name: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     discovery_type: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     discovery_args: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "KeepalivePool")
+)]
 #[serde(deny_unknown_fields)]
 struct RawKeepalivePool {
     size: Option<i64>,
@@ -313,10 +364,17 @@ struct RawKeepalivePool {
 
 /// One node of the array form.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "Node")
+)]
 #[serde(deny_unknown_fields)]
-struct RawNode {
+pub(crate) struct RawNode {
     host: String,
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 65535)))]
     port: Option<i64>,
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     weight: i64,
     priority: Option<i64>,
     metadata: Option<Value>,

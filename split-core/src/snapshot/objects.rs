@@ -46,23 +46,49 @@ pub fn validate_object(
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "PluginConfig")
+)]
 #[serde(deny_unknown_fields)]
-struct RawPluginConfig {
+pub(crate) struct RawPluginConfig {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     id: Option<Value>,
     create_time: Option<Value>,
     update_time: Option<Value>,
     name: Option<String>,
     desc: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "crate::config::schema::RoutePlugins")
+    )]
     plugins: Value,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "GlobalRule")
+)]
 #[serde(deny_unknown_fields)]
-struct RawGlobalRule {
+pub(crate) struct RawGlobalRule {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Id>")
+    )]
     id: Option<Value>,
     create_time: Option<Value>,
     update_time: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "crate::config::schema::GlobalRulePlugins")
+    )]
     plugins: Value,
 }
 
@@ -79,6 +105,16 @@ pub(crate) fn parse_plugin_config(value: &Value) -> Result<Plugins, ConfigError>
     Plugins::from_json(&raw.plugins).map_err(|e| e.within("plugins"))
 }
 
+/// Plugins refused in global rules: they only act per route in split.
+pub(crate) const GLOBAL_RULE_REFUSED: &[&str] = &[
+    "traffic-split",
+    "proxy-rewrite",
+    "key-auth",
+    "limit-count",
+    "api-breaker",
+    "opentelemetry",
+];
+
 /// Parses a global rule; returns its plugins.
 pub(crate) fn parse_global_rule(value: &Value) -> Result<Plugins, ConfigError> {
     let raw: RawGlobalRule = fields::from_value(value)?;
@@ -87,14 +123,7 @@ pub(crate) fn parse_global_rule(value: &Value) -> Result<Plugins, ConfigError> {
         fields::parse_id(id, "id")?;
     }
     let plugins = Plugins::from_json(&raw.plugins).map_err(|e| e.within("plugins"))?;
-    for name in [
-        "traffic-split",
-        "proxy-rewrite",
-        "key-auth",
-        "limit-count",
-        "api-breaker",
-        "opentelemetry",
-    ] {
+    for &name in GLOBAL_RULE_REFUSED {
         if plugins.raw.contains_key(name) {
             return Err(ConfigError::new(
                 format!("plugins.{name}"),

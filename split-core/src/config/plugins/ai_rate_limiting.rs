@@ -89,8 +89,9 @@ pub struct AiRateLimiting {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RawAiRateLimiting {
+pub(crate) struct RawAiRateLimiting {
     limit: Option<i64>,
     time_window: Option<i64>,
     instances: Option<Vec<Value>>,
@@ -112,8 +113,9 @@ struct RawAiRateLimiting {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RawInstance {
+pub(crate) struct RawInstance {
     name: Option<String>,
     limit: Option<i64>,
     time_window: Option<i64>,

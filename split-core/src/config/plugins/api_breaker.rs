@@ -70,8 +70,17 @@ pub struct ApiBreaker {
 pub struct BreakerKey(pub u64);
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "ApiBreaker")
+)]
 #[serde(deny_unknown_fields)]
-struct RawApiBreaker {
+pub(crate) struct RawApiBreaker {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "crate::config::schema::StatusCode")
+    )]
     break_response_code: Option<i64>,
     break_response_body: Option<String>,
     break_response_headers: Option<Vec<RawHeader>>,
@@ -79,10 +88,19 @@ struct RawApiBreaker {
     unhealthy: Option<RawUnhealthy>,
     healthy: Option<RawHealthy>,
     policy: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::BreakerFallback>")
+    )]
     fallback: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "BreakResponseHeader")
+)]
 #[serde(deny_unknown_fields)]
 struct RawHeader {
     key: String,
@@ -90,6 +108,11 @@ struct RawHeader {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "BreakerUnhealthy")
+)]
 #[serde(deny_unknown_fields)]
 struct RawUnhealthy {
     http_statuses: Option<Vec<i64>>,
@@ -97,6 +120,11 @@ struct RawUnhealthy {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "BreakerHealthy")
+)]
 #[serde(deny_unknown_fields)]
 struct RawHealthy {
     http_statuses: Option<Vec<i64>>,

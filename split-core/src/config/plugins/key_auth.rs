@@ -37,8 +37,13 @@ impl Default for KeyAuthRoute {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "KeyAuth")
+)]
 #[serde(deny_unknown_fields)]
-struct RawKeyAuthRoute {
+pub(crate) struct RawKeyAuthRoute {
     header: Option<String>,
     query: Option<String>,
     hide_credentials: Option<bool>,

@@ -85,19 +85,48 @@ pub struct LimitCount {
 pub struct LimitStateKey(pub u64);
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "LimitCount")
+)]
 #[serde(deny_unknown_fields)]
-struct RawLimitCount {
+pub(crate) struct RawLimitCount {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "crate::config::schema::PositiveInt")
+    )]
     count: Option<i64>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "crate::config::schema::PositiveInt")
+    )]
     time_window: Option<i64>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::LimitKeyType>")
+    )]
     key_type: Option<String>,
     key: Option<String>,
     rejected_code: Option<i64>,
     rejected_msg: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::LimitPolicy>")
+    )]
     policy: Option<String>,
     allow_degradation: Option<bool>,
     show_limit_quota_header: Option<bool>,
     group: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::WindowType>")
+    )]
     window_type: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     rules: Option<Value>,
     redis_host: Option<String>,
     redis_port: Option<i64>,
@@ -107,11 +136,35 @@ struct RawLimitCount {
     redis_timeout: Option<i64>,
     redis_ssl: Option<bool>,
     redis_ssl_verify: Option<bool>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     redis_cluster_nodes: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     redis_cluster_name: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     redis_cluster_ssl: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     redis_cluster_ssl_verify: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     keepalive_timeout: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     keepalive_pool: Option<Value>,
 }
 

@@ -79,8 +79,9 @@ pub struct OpenTelemetry {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RawPlugin {
+pub(crate) struct RawPlugin {
     sampler: Option<RawSampler>,
     additional_attributes: Option<Vec<String>>,
     additional_header_prefix_attributes: Option<Vec<String>>,
@@ -89,29 +90,33 @@ struct RawPlugin {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RawSampler {
+pub(crate) struct RawSampler {
     name: Option<String>,
     options: Option<RawOptions>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RawOptions {
+pub(crate) struct RawOptions {
     fraction: Option<f64>,
     root: Option<RawRoot>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RawRoot {
+pub(crate) struct RawRoot {
     name: Option<String>,
     options: Option<RawRootOptions>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RawRootOptions {
+pub(crate) struct RawRootOptions {
     fraction: Option<f64>,
 }
 
