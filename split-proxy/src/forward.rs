@@ -98,7 +98,7 @@ pub async fn forward(
             port: node.port,
             tls: upstream.scheme == Scheme::Https,
         };
-        let node_name = format!("{}:{}", node.host, node.port);
+        let node_name = || format!("{}:{}", node.host, node.port);
         let host = out.host_override.clone().or_else(|| {
             split_core::rewrite::upstream_host(
                 upstream,
@@ -120,9 +120,9 @@ pub async fn forward(
             {
                 Ok(lease) => lease,
                 Err(e) => {
-                    log_connect_error(&node_name, &e);
+                    log_connect_error(&node_name(), &e);
                     on_error(AttemptError {
-                        node: node_name.clone(),
+                        node: node_name(),
                         kind: e.kind(),
                     });
                     last = Some((matches!(e, ConnectError::Timeout(..)), e.to_string()));
@@ -130,7 +130,7 @@ pub async fn forward(
                     break;
                 }
             };
-            let request = match build_request(&out, &host, &key, &lease, current_body) {
+            let request = match build_request(&mut out, &host, &key, &lease, current_body) {
                 Ok(r) => r,
                 Err(reason) => {
                     return Err(ForwardError::Failed {
@@ -150,15 +150,17 @@ pub async fn forward(
                     });
                 }
                 Sent::Unsent(returned, reused) => {
+                    let (parts, returned) = returned.into_parts();
+                    out.headers = parts.headers;
                     body = Some(returned);
                     if !reused {
                         break;
                     }
                 }
                 Sent::Failed { timeout, reason } => {
-                    tracing::warn!(node = %node_name, %reason, "upstream request failed");
+                    tracing::warn!(node = %node_name(), %reason, "upstream request failed");
                     on_error(AttemptError {
-                        node: node_name.clone(),
+                        node: node_name(),
                         kind: if timeout { "timeout" } else { "http" },
                     });
                     // The body is gone (partly sent); no other node can be tried.
@@ -194,8 +196,9 @@ fn default_host(node: &Node, scheme: Scheme) -> String {
     }
 }
 
+/// The request for one attempt; it takes `out.headers` (an unsent request gives them back).
 fn build_request(
-    out: &Outgoing,
+    out: &mut Outgoing,
     host: &str,
     key: &PoolKey,
     lease: &Lease,
@@ -218,17 +221,24 @@ fn build_request(
     *request.method_mut() = out.method.clone();
     *request.uri_mut() = uri;
     *request.version_mut() = version;
-    *request.headers_mut() = out.headers.clone();
+    *request.headers_mut() = std::mem::take(&mut out.headers);
     if version == Version::HTTP_11 {
         request.headers_mut().insert(HOST, host_value);
+    } else {
+        request.headers_mut().remove(HOST);
     }
     Ok(request)
 }
 
 enum Sent {
     Answer(Response<Incoming>, Lease),
-    Unsent(ProxyBody, bool),
-    Failed { timeout: bool, reason: String },
+    /// Not sent (a pooled connection closed meanwhile): the request comes back, and
+    /// whether the connection was a reused one.
+    Unsent(Request<ProxyBody>, bool),
+    Failed {
+        timeout: bool,
+        reason: String,
+    },
 }
 
 async fn send(
@@ -253,7 +263,7 @@ async fn send(
         },
         Some(Ok(response)) => Sent::Answer(response, lease),
         Some(Err(mut e)) => match e.take_message() {
-            Some(request) => Sent::Unsent(request.into_body(), reused),
+            Some(request) => Sent::Unsent(request, reused),
             None => Sent::Failed {
                 timeout: false,
                 reason: format!("upstream request failed: {}", e.error()),

@@ -158,17 +158,30 @@ impl Drop for ObservedBody {
 
 /// Finds the last `"key": <digits>` in `hay`.
 fn find_number(hay: &[u8], key: &[u8]) -> Option<u64> {
-    let pos = hay.windows(key.len()).rposition(|w| w == key)?;
+    let pos = rfind(hay, key)?;
     let rest = &hay[pos + key.len()..];
     let rest = rest.strip_prefix(b" ").unwrap_or(rest);
     let rest = rest.strip_prefix(b":")?;
     let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-    let digits: Vec<u8> = rest[start..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .copied()
-        .collect();
-    std::str::from_utf8(&digits).ok()?.parse().ok()
+    let rest = &rest[start..];
+    let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // ASCII digits are UTF-8.
+    std::str::from_utf8(&rest[..len]).ok()?.parse().ok()
+}
+
+/// Start of the last occurrence of `needle` in `hay`: steps back over the needle's first
+/// byte and compares only there (a response tail has few `"`, unlike a window compare at
+/// every offset).
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, _) = needle.split_first()?;
+    let mut end = hay.len().checked_sub(needle.len())? + 1;
+    while let Some(i) = hay[..end].iter().rposition(|&b| b == first) {
+        if hay[i..].starts_with(needle) {
+            return Some(i);
+        }
+        end = i;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -187,6 +200,19 @@ mod tests {
             find_number(b"\"prompt_tokens\":", b"\"prompt_tokens\""),
             None
         );
+        // The last occurrence wins (SSE: the final chunk carries the totals).
+        let sse = br#"data: {"usage":{"prompt_tokens":1}} data: {"usage":{"prompt_tokens" :  22}}"#;
+        assert_eq!(find_number(sse, b"\"prompt_tokens\""), Some(22));
+        assert_eq!(find_number(b"", b"\"k\""), None);
+        assert_eq!(find_number(b"\"k", b"\"k\""), None);
+        assert_eq!(
+            find_number(b"\"k\":99999999999999999999999", b"\"k\""),
+            None
+        );
+        assert_eq!(rfind(b"abcabc", b"bc"), Some(4));
+        assert_eq!(rfind(b"abc", b"abc"), Some(0));
+        assert_eq!(rfind(b"ab", b"abc"), None);
+        assert_eq!(rfind(b"abc", b""), None);
     }
 
     #[tokio::test]

@@ -224,7 +224,7 @@ async fn forward_decided(
     route: &CompiledRoute,
     decision: Decision<'_>,
     chash_key: Option<Vec<u8>>,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     path: String,
     mut body: ClientBody,
     host_header: Option<String>,
@@ -257,11 +257,17 @@ async fn forward_decided(
     }
     let path_and_query = upstream_path(&decision.rewrites, &path, &parts.uri);
     record.upstream_uri = Some(path_and_query.clone());
-    let mut headers = parts.headers.clone();
+    let is_json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    // The client's headers are not needed after this: move them instead of copying.
+    let mut headers = std::mem::take(&mut parts.headers);
+    let client_host = headers.remove(HOST);
     strip_hop_by_hop(&mut headers);
-    headers.remove(HOST);
     headers.remove(EXPECT);
-    add_forwarded(&mut headers, remote, parts.headers.get(HOST));
+    add_forwarded(&mut headers, remote, client_host.as_ref());
     for rewrite in &decision.rewrites {
         rewrite.apply_headers(&mut headers);
     }
@@ -293,11 +299,6 @@ async fn forward_decided(
         client_host: host_header.clone(),
         body: upload_body,
     };
-    let is_json = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
     let upload = Progress::new(is_json && record.model.is_none());
     let metrics = &gw.observer.metrics;
     let mut on_error = |e: AttemptError<'_>| metrics.upstream_error(route_id, &e.node, e.kind);
