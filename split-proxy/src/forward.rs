@@ -1,6 +1,7 @@
 //! Sending one request upstream: walks the node plan (connect failures move on to the
-//! next node, up to the plan's length = retries + 1), sends over a pooled connection, and
-//! waits for the response head within the send/read timeouts.
+//! next node, up to the plan's length = retries + 1, and only while the upstream's
+//! `retry_timeout` budget lasts), sends over a pooled connection, and waits for the
+//! response head within the send/read timeouts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,7 +93,18 @@ pub async fn forward(
     if nodes.is_empty() {
         return Err(ForwardError::NoNodes);
     }
-    for node in nodes {
+    let budget = retry_budget(upstream);
+    for (attempt, node) in nodes.into_iter().enumerate() {
+        if attempt > 0 && budget.is_some_and(|b| started.elapsed() >= b) {
+            // `retry_timeout` (nginx's `proxy_next_upstream_timeout`): no next node once
+            // the budget is spent; the last failure is the answer.
+            tracing::warn!(
+                retry_timeout = ?budget,
+                tried = attempt,
+                "upstream retry_timeout reached, not trying the next node"
+            );
+            break;
+        }
         let key = PoolKey {
             host: node.host.clone(),
             port: node.port,
@@ -171,6 +183,16 @@ pub async fn forward(
     }
     let (timeout, reason) = last.unwrap_or((false, "no upstream node could be reached".into()));
     Err(ForwardError::Failed { timeout, reason })
+}
+
+/// `retry_timeout` as a duration; `None` when unset, zero (no limit) or unusable.
+fn retry_budget(upstream: &Upstream) -> Option<Duration> {
+    let secs = upstream.retry_timeout?;
+    if secs > 0.0 {
+        Duration::try_from_secs_f64(secs).ok()
+    } else {
+        None
+    }
 }
 
 fn log_connect_error(node: &str, e: &ConnectError) {

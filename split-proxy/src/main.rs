@@ -10,6 +10,7 @@ mod forward;
 mod headers;
 mod json_model;
 mod live;
+mod log_control;
 mod logging;
 mod metric_cache;
 mod metrics;

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use split_core::admin_auth::{AdminAuth, AdminKey, Role};
-use split_core::config::gateway::{ConfigProvider, GatewayConfig};
+use split_core::config::gateway::{ConfigProvider, ErrorLogLevel, GatewayConfig};
 
 use crate::cli::{Global, ServeArgs};
 
@@ -73,6 +73,8 @@ pub struct Settings {
     pub generated_key: Option<String>,
     /// Warnings to print at startup.
     pub warnings: Vec<String>,
+    /// config.yaml's `nginx_config.error_log_level`.
+    pub error_log_level: Option<ErrorLogLevel>,
 }
 
 /// Reads and validates config.yaml at `path`.
@@ -123,6 +125,7 @@ pub fn resolve(global: &Global, serve: &ServeArgs) -> Result<Settings, Fatal> {
         auth,
         generated_key,
         warnings,
+        error_log_level: gateway.as_ref().and_then(|g| g.error_log_level),
     })
 }
 
