@@ -380,14 +380,28 @@ fn unknown_and_unsupported_keys_warn_once_each() {
     assert_eq!(
         cfg.warnings,
         vec![
-            "nginx_config is not supported by split, ignored",
             "unknown key bar, ignored",
+            "nginx_config.worker_processes is not supported by split, ignored",
             "unknown key apisix.foo, ignored",
             "apisix.ssl is not supported by split, ignored",
             "plugin_attr.log-rotate is not supported by split, ignored",
             "plugin_attr.prometheus.export_uri is not supported by split, ignored",
         ]
     );
+}
+
+#[test]
+fn nginx_error_log_level_is_read_and_checked() {
+    use split_core::config::gateway::ErrorLogLevel;
+    let cfg = parse("nginx_config:\n  error_log_level: notice\n").expect("valid");
+    assert_eq!(cfg.error_log_level, Some(ErrorLogLevel::Notice));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert_eq!(parse("apisix: {}\n").expect("valid").error_log_level, None);
+    let e = parse("nginx_config:\n  error_log_level: loud\n").unwrap_err();
+    assert_eq!(e.path, "nginx_config.error_log_level");
+    assert!(e.to_string().contains("loud"), "{e}");
+    let e = parse("nginx_config:\n  error_log_level: 3\n").unwrap_err();
+    assert_eq!(e.path, "nginx_config.error_log_level");
 }
 
 #[test]

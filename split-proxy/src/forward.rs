@@ -1,6 +1,7 @@
 //! Sending one request upstream: walks the node plan (connect failures move on to the
-//! next node, up to the plan's length = retries + 1), sends over a pooled connection, and
-//! waits for the response head within the send/read timeouts.
+//! next node, up to the plan's length = retries + 1, and only while the upstream's
+//! `retry_timeout` budget lasts), sends over a pooled connection, and waits for the
+//! response head within the send/read timeouts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,13 +98,24 @@ pub async fn forward(
     if nodes.is_empty() {
         return Err(ForwardError::NoNodes);
     }
-    for (index, node) in nodes {
+    let budget = retry_budget(upstream);
+    for (attempt, (index, node)) in nodes.into_iter().enumerate() {
+        if attempt > 0 && budget.is_some_and(|b| started.elapsed() >= b) {
+            // `retry_timeout` (nginx's `proxy_next_upstream_timeout`): no next node once
+            // the budget is spent; the last failure is the answer.
+            tracing::warn!(
+                retry_timeout = ?budget,
+                tried = attempt,
+                "upstream retry_timeout reached, not trying the next node"
+            );
+            break;
+        }
         let key = PoolKey {
             host: node.host.clone(),
             port: node.port,
             tls: upstream.scheme == Scheme::Https,
         };
-        let node_name = format!("{}:{}", node.host, node.port);
+        let node_name = || format!("{}:{}", node.host, node.port);
         let host = out.host_override.clone().or_else(|| {
             split_core::rewrite::upstream_host(
                 upstream,
@@ -125,9 +137,9 @@ pub async fn forward(
             {
                 Ok(lease) => lease,
                 Err(e) => {
-                    log_connect_error(&node_name, &e);
+                    log_connect_error(&node_name(), &e);
                     on_error(AttemptError {
-                        node: node_name.clone(),
+                        node: node_name(),
                         kind: e.kind(),
                     });
                     last = Some((matches!(e, ConnectError::Timeout(..)), e.to_string()));
@@ -135,7 +147,7 @@ pub async fn forward(
                     break;
                 }
             };
-            let request = match build_request(&out, &host, &key, &lease, current_body) {
+            let request = match build_request(&mut out, &host, &key, &lease, current_body) {
                 Ok(r) => r,
                 Err(reason) => {
                     return Err(ForwardError::Failed {
@@ -156,15 +168,17 @@ pub async fn forward(
                     });
                 }
                 Sent::Unsent(returned, reused) => {
+                    let (parts, returned) = returned.into_parts();
+                    out.headers = parts.headers;
                     body = Some(returned);
                     if !reused {
                         break;
                     }
                 }
                 Sent::Failed { timeout, reason } => {
-                    tracing::warn!(node = %node_name, %reason, "upstream request failed");
+                    tracing::warn!(node = %node_name(), %reason, "upstream request failed");
                     on_error(AttemptError {
-                        node: node_name.clone(),
+                        node: node_name(),
                         kind: if timeout { "timeout" } else { "http" },
                     });
                     // The body is gone (partly sent); no other node can be tried.
@@ -175,6 +189,16 @@ pub async fn forward(
     }
     let (timeout, reason) = last.unwrap_or((false, "no upstream node could be reached".into()));
     Err(ForwardError::Failed { timeout, reason })
+}
+
+/// `retry_timeout` as a duration; `None` when unset, zero (no limit) or unusable.
+fn retry_budget(upstream: &Upstream) -> Option<Duration> {
+    let secs = upstream.retry_timeout?;
+    if secs > 0.0 {
+        Duration::try_from_secs_f64(secs).ok()
+    } else {
+        None
+    }
 }
 
 fn log_connect_error(node: &str, e: &ConnectError) {
@@ -200,8 +224,9 @@ fn default_host(node: &Node, scheme: Scheme) -> String {
     }
 }
 
+/// The request for one attempt; it takes `out.headers` (an unsent request gives them back).
 fn build_request(
-    out: &Outgoing,
+    out: &mut Outgoing,
     host: &str,
     key: &PoolKey,
     lease: &Lease,
@@ -224,17 +249,24 @@ fn build_request(
     *request.method_mut() = out.method.clone();
     *request.uri_mut() = uri;
     *request.version_mut() = version;
-    *request.headers_mut() = out.headers.clone();
+    *request.headers_mut() = std::mem::take(&mut out.headers);
     if version == Version::HTTP_11 {
         request.headers_mut().insert(HOST, host_value);
+    } else {
+        request.headers_mut().remove(HOST);
     }
     Ok(request)
 }
 
 enum Sent {
     Answer(Response<Incoming>, Lease),
-    Unsent(ProxyBody, bool),
-    Failed { timeout: bool, reason: String },
+    /// Not sent (a pooled connection closed meanwhile): the request comes back, and
+    /// whether the connection was a reused one.
+    Unsent(Request<ProxyBody>, bool),
+    Failed {
+        timeout: bool,
+        reason: String,
+    },
 }
 
 async fn send(
@@ -259,7 +291,7 @@ async fn send(
         },
         Some(Ok(response)) => Sent::Answer(response, lease),
         Some(Err(mut e)) => match e.take_message() {
-            Some(request) => Sent::Unsent(request.into_body(), reused),
+            Some(request) => Sent::Unsent(request, reused),
             None => Sent::Failed {
                 timeout: false,
                 reason: format!("upstream request failed: {}", e.error()),

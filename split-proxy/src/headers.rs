@@ -1,7 +1,9 @@
 //! Header handling on the proxy path: `Server`, hop-by-hop removal, `X-Forwarded-*`.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// `Server: split/<version>`, set on every response.
@@ -12,53 +14,91 @@ pub fn server_value() -> HeaderValue {
     HeaderValue::from_static(SERVER)
 }
 
-/// Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus `Proxy-Connection` and `Keep-Alive`).
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// `Keep-Alive` (not among `http`'s constants).
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// `Proxy-Connection` (not among `http`'s constants).
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// `X-Forwarded-For`.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Real-IP`.
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// `X-Forwarded-Proto`.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus `Proxy-Connection` and
+/// `Keep-Alive`). Names, not strings: a `&str` would be parsed again on every removal.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers and every header named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
+}
+
+thread_local! {
+    /// The last client address formatted as a header value on this thread: a client's
+    /// connection sends many requests, and formatting an address costs more than the rest
+    /// of the forwarded headers together.
+    static LAST_IP: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// `remote` as a header value (cached per thread for the last address seen).
+fn ip_value(remote: IpAddr) -> HeaderValue {
+    LAST_IP.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((ip, value)) = last.as_ref() {
+            if *ip == remote {
+                return value.clone();
+            }
+        }
+        // An IP address in text form is visible ASCII, a valid header value.
+        let value = HeaderValue::from_maybe_shared(Bytes::from(remote.to_string()))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        *last = Some((remote, value.clone()));
+        value
+    })
 }
 
 /// Adds `X-Real-IP`, `X-Forwarded-For` (appended to an existing list),
 /// `X-Forwarded-Proto` and `X-Forwarded-Host` (the client's Host).
 pub fn add_forwarded(headers: &mut HeaderMap, remote: IpAddr, client_host: Option<&HeaderValue>) {
-    let remote_text = remote.to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {remote_text}"),
-        _ => remote_text.clone(),
+    let ip = ip_value(remote);
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.trim().is_empty() => {
+            // A visible-ASCII header value and an IP address joined by ", " are valid
+            // header bytes, so this cannot fail; fall back to the address alone anyway.
+            HeaderValue::from_str(&format!("{existing}, {remote}")).unwrap_or_else(|_| ip.clone())
+        }
+        _ => ip.clone(),
     };
-    // An IP address and a visible-ASCII header value joined by ", " are valid header
-    // bytes, so these conversions cannot fail; fall back to dropping the header anyway.
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&remote_text) {
-        headers.insert("x-real-ip", v);
-    }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_FOR, xff);
+    headers.insert(X_REAL_IP, ip);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = client_host {
-        headers.insert("x-forwarded-host", host.clone());
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
 }
 
@@ -104,6 +144,14 @@ mod tests {
         add_forwarded(&mut h, "::1".parse().unwrap(), None);
         assert_eq!(h["x-forwarded-for"], "::1");
         assert!(h.get("x-forwarded-host").is_none());
+
+        // The per-thread cache must follow address changes.
+        for ip in ["10.1.1.1", "10.1.1.2", "10.1.1.2", "10.1.1.1"] {
+            let mut h = HeaderMap::new();
+            add_forwarded(&mut h, ip.parse().unwrap(), None);
+            assert_eq!(h["x-forwarded-for"], ip);
+            assert_eq!(h["x-real-ip"], ip);
+        }
     }
 
     #[test]

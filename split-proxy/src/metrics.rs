@@ -4,7 +4,8 @@
 //! names without the `_total` suffix the OpenMetrics encoder adds to counters, so they are
 //! exposed as monotonically increasing gauges.
 
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::metric_cache::HandleCache;
 use crate::record::{millis, RequestRecord};
 
 /// Latency buckets in ms (APISIX's).
@@ -105,6 +107,70 @@ pub struct Metrics {
     ticket_fallbacks: Family<RuleLabels, Counter>,
     /// TTFT, tokens/s and guard families.
     pub llm: crate::llm_metrics::LlmMetrics,
+    arm_cache: HandleCache<(String, usize, String), Counter>,
+    request_cache: HandleCache<OwnedRequestKey, Arc<RequestSeries>>,
+    token_cache: HandleCache<TokenLabels, Counter>,
+}
+
+/// The labels of a finished request, borrowed from its record.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+struct RequestKey<'a> {
+    code: u16,
+    route: &'a str,
+    matched_uri: &'a str,
+    matched_host: &'a str,
+    service: &'a str,
+    consumer: &'a str,
+    node: Option<IpAddr>,
+}
+
+/// [`RequestKey`], owned.
+struct OwnedRequestKey {
+    code: u16,
+    route: String,
+    matched_uri: String,
+    matched_host: String,
+    service: String,
+    consumer: String,
+    node: Option<IpAddr>,
+}
+
+impl OwnedRequestKey {
+    fn new(key: &RequestKey<'_>) -> OwnedRequestKey {
+        OwnedRequestKey {
+            code: key.code,
+            route: key.route.to_owned(),
+            matched_uri: key.matched_uri.to_owned(),
+            matched_host: key.matched_host.to_owned(),
+            service: key.service.to_owned(),
+            consumer: key.consumer.to_owned(),
+            node: key.node,
+        }
+    }
+
+    fn view(&self) -> RequestKey<'_> {
+        RequestKey {
+            code: self.code,
+            route: &self.route,
+            matched_uri: &self.matched_uri,
+            matched_host: &self.matched_host,
+            service: &self.service,
+            consumer: &self.consumer,
+            node: self.node,
+        }
+    }
+}
+
+/// The metric handles one finished request updates, shared with their families.
+struct RequestSeries {
+    status: Gauge,
+    request: Histogram,
+    upstream: OnceLock<Histogram>,
+    apisix: OnceLock<Histogram>,
+    ingress: Gauge,
+    egress: Gauge,
+    /// The labels of the typed families (`type` filled in per series).
+    typed: TypedLabels,
 }
 
 impl Metrics {
@@ -191,6 +257,9 @@ impl Metrics {
             llm_tokens,
             ticket_fallbacks,
             llm,
+            arm_cache: HandleCache::default(),
+            request_cache: HandleCache::default(),
+            token_cache: HandleCache::default(),
         })
     }
 
@@ -206,13 +275,20 @@ impl Metrics {
 
     /// Counts one request routed to `arm` of `rule` on `route`.
     pub fn arm_request(&self, route: &str, rule: usize, arm: &str) {
-        self.arm_requests
-            .get_or_create(&ArmLabels {
-                route: route.to_owned(),
-                rule: rule.to_string(),
-                arm: arm.to_owned(),
-            })
-            .inc();
+        let counter = self.arm_cache.get(
+            &(route, rule, arm),
+            |k| k.0 == route && k.1 == rule && k.2 == arm,
+            || {
+                let labels = ArmLabels {
+                    route: route.to_owned(),
+                    rule: rule.to_string(),
+                    arm: arm.to_owned(),
+                };
+                let counter = self.arm_requests.get_or_create(&labels).clone();
+                ((labels.route, rule, labels.arm), counter)
+            },
+        );
+        counter.inc();
     }
 
     /// Counts one request moved from arm `from` to arm `to` of `rule` for `reason`.
@@ -255,90 +331,141 @@ impl Metrics {
     pub fn finish(&self, r: &RequestRecord) {
         // The `prometheus` plugin's label (`prefer_name`) and toggle: APISIX's request
         // metrics only for routes it is enabled on; split's own families always.
-        let route = match &r.route_metrics {
-            Some(m) => m.label.to_string(),
-            None => r.route_id.clone().unwrap_or_default(),
+        let route: &str = match &r.route_metrics {
+            Some(m) => &m.label,
+            None => r.route_id.as_deref().unwrap_or_default(),
         };
         let export = r.route_metrics.as_ref().is_none_or(|m| m.export);
-        let service = r.service_id.clone().unwrap_or_default();
-        let consumer = r.consumer.clone().unwrap_or_default();
-        let node = r
-            .upstream_addr
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
         if export {
-            self.apisix_request(r, &route, &service, &consumer, &node);
+            self.apisix_request(r, route);
         }
+        let consumer = r.consumer.as_deref().unwrap_or_default();
         let tokens = [
             ("prompt", r.prompt_tokens),
             ("completion", r.completion_tokens),
         ];
         for (kind, count) in tokens {
             if let Some(count) = count {
-                self.llm_tokens
-                    .get_or_create(&TokenLabels {
-                        r#type: kind,
-                        route: route.clone(),
-                        arm: r.arm.clone().unwrap_or_default(),
-                        consumer: consumer.clone(),
-                        model: r.model.clone().unwrap_or_default(),
-                    })
-                    .inc_by(count);
+                let arm = r.arm.as_deref().unwrap_or_default();
+                let model = r.model.as_deref().unwrap_or_default();
+                let counter = self.token_cache.get(
+                    &(kind, route, arm, consumer, model),
+                    |k| {
+                        k.r#type == kind
+                            && k.route == route
+                            && k.arm == arm
+                            && k.consumer == consumer
+                            && k.model == model
+                    },
+                    || {
+                        let labels = TokenLabels {
+                            r#type: kind,
+                            route: route.to_owned(),
+                            arm: arm.to_owned(),
+                            consumer: consumer.to_owned(),
+                            model: model.to_owned(),
+                        };
+                        let counter = self.llm_tokens.get_or_create(&labels).clone();
+                        (labels, counter)
+                    },
+                );
+                counter.inc_by(count);
             }
         }
         self.llm.finish(r);
     }
 
     /// `apisix_http_status`, `apisix_http_latency`, `apisix_bandwidth` of one request.
-    fn apisix_request(
-        &self,
-        r: &RequestRecord,
-        route: &str,
-        service: &str,
-        consumer: &str,
-        node: &str,
-    ) {
-        let (route, service, consumer, node) = (
-            route.to_owned(),
-            service.to_owned(),
-            consumer.to_owned(),
-            node.to_owned(),
-        );
-        self.http_status
-            .get_or_create(&StatusLabels {
-                code: r.status.to_string(),
-                route: route.clone(),
-                matched_uri: r.matched_uri.clone().unwrap_or_default(),
-                matched_host: r.matched_host.clone().unwrap_or_default(),
-                service: service.clone(),
-                consumer: consumer.clone(),
-                node: node.clone(),
-            })
-            .inc();
-        let typed = |t: &'static str| TypedLabels {
-            r#type: t,
-            route: route.clone(),
-            service: service.clone(),
-            consumer: consumer.clone(),
-            node: node.clone(),
+    fn apisix_request(&self, r: &RequestRecord, route: &str) {
+        let key = RequestKey {
+            code: r.status,
+            route,
+            matched_uri: r.matched_uri.as_deref().unwrap_or_default(),
+            matched_host: r.matched_host.as_deref().unwrap_or_default(),
+            service: r.service_id.as_deref().unwrap_or_default(),
+            consumer: r.consumer.as_deref().unwrap_or_default(),
+            node: r.upstream_addr.map(|a| a.ip()),
         };
+        let series = self.request_cache.get(
+            &key,
+            |k| k.view() == key,
+            || {
+                (
+                    OwnedRequestKey::new(&key),
+                    Arc::new(self.request_series(&key)),
+                )
+            },
+        );
+        series.status.inc();
         let total = millis(r.request_time);
-        self.latency.get_or_create(&typed("request")).observe(total);
+        series.request.observe(total);
         if let Some(upstream) = r.upstream_latency {
             let upstream = millis(upstream);
-            self.latency
-                .get_or_create(&typed("upstream"))
+            let typed = &series.typed;
+            series
+                .upstream
+                .get_or_init(|| self.latency_of(typed, "upstream"))
                 .observe(upstream);
-            self.latency
-                .get_or_create(&typed("apisix"))
+            series
+                .apisix
+                .get_or_init(|| self.latency_of(typed, "apisix"))
                 .observe((total - upstream).max(0.0));
         }
-        self.bandwidth
-            .get_or_create(&typed("ingress"))
+        series
+            .ingress
             .inc_by(i64::try_from(r.bytes_received).unwrap_or(i64::MAX));
-        self.bandwidth
-            .get_or_create(&typed("egress"))
+        series
+            .egress
             .inc_by(i64::try_from(r.bytes_sent).unwrap_or(i64::MAX));
+    }
+
+    /// The handles of a label set seen for the first time (`upstream` and `apisix`
+    /// latencies are created on first use, as before, so local answers do not show them).
+    fn request_series(&self, key: &RequestKey<'_>) -> RequestSeries {
+        let node = key.node.map(|ip| ip.to_string()).unwrap_or_default();
+        let status = self
+            .http_status
+            .get_or_create(&StatusLabels {
+                code: key.code.to_string(),
+                route: key.route.to_owned(),
+                matched_uri: key.matched_uri.to_owned(),
+                matched_host: key.matched_host.to_owned(),
+                service: key.service.to_owned(),
+                consumer: key.consumer.to_owned(),
+                node: node.clone(),
+            })
+            .clone();
+        let typed = TypedLabels {
+            r#type: "",
+            route: key.route.to_owned(),
+            service: key.service.to_owned(),
+            consumer: key.consumer.to_owned(),
+            node,
+        };
+        let gauge = |t: &'static str| {
+            let labels = TypedLabels {
+                r#type: t,
+                ..typed.clone()
+            };
+            self.bandwidth.get_or_create(&labels).clone()
+        };
+        RequestSeries {
+            status,
+            request: self.latency_of(&typed, "request"),
+            upstream: OnceLock::new(),
+            apisix: OnceLock::new(),
+            ingress: gauge("ingress"),
+            egress: gauge("egress"),
+            typed,
+        }
+    }
+
+    fn latency_of(&self, typed: &TypedLabels, t: &'static str) -> Histogram {
+        let labels = TypedLabels {
+            r#type: t,
+            ..typed.clone()
+        };
+        self.latency.get_or_create(&labels).clone()
     }
 
     /// The exposition text.

@@ -293,9 +293,13 @@ async fn forward_decided(
             }
         }
     }
+    let is_json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
-    headers.remove(HOST);
     headers.remove(EXPECT);
     let key_auth = route.plugins.key_auth_route.as_ref();
     let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
@@ -347,11 +351,6 @@ async fn forward_decided(
         client_host: host_header.clone(),
         body: upload_body,
     };
-    let is_json = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
     let upload = Progress::new(is_json && record.model.is_none());
     let metrics = &gw.observer.metrics;
     let health = &gw.health;

@@ -6,26 +6,24 @@ use split_core::rewrite::Rewrite;
 
 /// The path and query sent upstream: the client's raw one unless a rewrite changes it.
 pub fn upstream_path(rewrites: &[&Rewrite], path: &str, uri: &http::Uri) -> String {
-    let mut current: Option<(String, Option<String>)> = None;
+    // The rewritten `path?query` so far; the next rewrite sees it split at the first `?`.
+    let mut current: Option<String> = None;
     for rewrite in rewrites {
-        let (p, q) = match &current {
-            Some((p, q)) => (p.as_str(), q.as_deref()),
-            None => (path, uri.query()),
+        let rewritten = match &current {
+            Some(pq) => match pq.split_once('?') {
+                Some((p, q)) => rewrite.apply_uri(p, Some(q)),
+                None => rewrite.apply_uri(pq, None),
+            },
+            None => rewrite.apply_uri(path, uri.query()),
         };
-        if let Some(pq) = rewrite.apply_uri(p, q) {
-            current = Some(match pq.split_once('?') {
-                Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-                None => (pq, None),
-            });
+        if rewritten.is_some() {
+            current = rewritten;
         }
     }
-    match current {
-        Some((p, Some(q))) => format!("{p}?{q}"),
-        Some((p, None)) => p,
-        None => uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
-    }
+    current.unwrap_or_else(|| {
+        uri.path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned())
+    })
 }
 
 pub fn rewrite_body(rewrites: &[&Rewrite], bytes: Bytes) -> Result<Bytes, String> {
@@ -45,8 +43,7 @@ pub fn model_of(bytes: &[u8]) -> Option<String> {
     if bytes.first() != Some(&b'{') && !bytes.starts_with(b" ") {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    v.get("model")?.as_str().map(str::to_owned)
+    crate::json_model::model_of(bytes)
 }
 
 /// `host[:port]` → `host`; `[v6]:port` → `v6`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::access_log::AccessLog;
 use crate::cli::Cli;
 use crate::live::{empty_snapshot, new_live};
+use crate::log_control::LogControl;
 use crate::logging::LevelHandle;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
@@ -41,6 +42,10 @@ pub fn run(cli: &Cli, log: LevelHandle) -> ExitCode {
         Ok(p) => p,
         Err(fatal) => return exit_fatal(&fatal),
     };
+    let log = LogControl::new(log, cli.global.log_level.clone());
+    if let Err(reason) = log.apply(prepared.settings.error_log_level) {
+        eprintln!("split-proxy: {reason}");
+    }
     let workers = cli
         .serve
         .workers
@@ -106,7 +111,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, Fatal> {
     })
 }
 
-async fn serve(p: Prepared, workers: usize, log: LevelHandle) -> Result<(), String> {
+async fn serve(p: Prepared, workers: usize, log: LogControl) -> Result<(), String> {
     let Prepared {
         settings,
         connector,

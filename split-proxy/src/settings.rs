@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use split_core::admin_auth::{AdminAuth, AdminKey, Role};
-use split_core::config::gateway::{ConfigProvider, GatewayConfig};
+use split_core::config::gateway::{ConfigProvider, ErrorLogLevel, GatewayConfig};
 
 use crate::cli::{Global, ServeArgs};
 
@@ -75,6 +75,8 @@ pub struct Settings {
     pub warnings: Vec<String>,
     /// `plugin_attr.opentelemetry` (defaults when absent).
     pub opentelemetry: split_core::config::plugins::OtelSettings,
+    /// config.yaml's `nginx_config.error_log_level`.
+    pub error_log_level: Option<ErrorLogLevel>,
 }
 
 /// Reads and validates config.yaml at `path`.
@@ -129,6 +131,7 @@ pub fn resolve(global: &Global, serve: &ServeArgs) -> Result<Settings, Fatal> {
             .as_ref()
             .and_then(|g| g.opentelemetry.clone())
             .unwrap_or_default(),
+        error_log_level: gateway.as_ref().and_then(|g| g.error_log_level),
     })
 }
 

@@ -1,15 +1,15 @@
 //! Process signals: SIGTERM/SIGINT end `serve` (the caller drains); SIGHUP re-reads
-//! config.yaml and swaps the admin auth policy without dropping connections (a bad file
-//! is refused and the old policy kept).
+//! config.yaml and swaps the admin auth policy and the log level without dropping
+//! connections (a bad file is refused and the old settings kept).
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::logging::LevelHandle;
+use crate::log_control::{Applied, LogControl};
 use crate::settings::{auth_warnings, read_gateway_config, Settings};
 use split_admin::Admin;
 
 /// Returns on SIGTERM or SIGINT; handles SIGHUP in between.
-pub async fn wait_for_shutdown(settings: &Settings, admin: &Admin, log: &LevelHandle) {
+pub async fn wait_for_shutdown(settings: &Settings, admin: &Admin, log: &LogControl) {
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -28,7 +28,7 @@ pub async fn wait_for_shutdown(settings: &Settings, admin: &Admin, log: &LevelHa
     }
 }
 
-fn reload(settings: &Settings, admin: &Admin, _log: &LevelHandle) {
+fn reload(settings: &Settings, admin: &Admin, log: &LogControl) {
     let Some(path) = &settings.config_path else {
         tracing::info!("SIGHUP: no config.yaml to re-read");
         return;
@@ -55,5 +55,13 @@ fn reload(settings: &Settings, admin: &Admin, _log: &LevelHandle) {
     }
     let keys = auth.keys.len();
     admin.set_auth(auth);
-    tracing::info!(keys, file = %path.display(), "SIGHUP: config.yaml reloaded (admin keys, allow_admin)");
+    let level = match log.apply(gateway.error_log_level) {
+        Ok(Applied::Filter(filter)) => filter,
+        Ok(Applied::CommandLine(flag)) => format!("{flag} (--log-level wins)"),
+        Err(reason) => {
+            tracing::error!(%reason, "SIGHUP: log level unchanged");
+            "unchanged".to_owned()
+        }
+    };
+    tracing::info!(keys, file = %path.display(), log_level = %level, "SIGHUP: config.yaml reloaded (admin keys, allow_admin, log level)");
 }

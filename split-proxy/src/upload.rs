@@ -50,8 +50,7 @@ impl Progress {
         if head.len() as u64 != self.bytes() {
             return None;
         }
-        let v: serde_json::Value = serde_json::from_slice(&head).ok()?;
-        v.get("model")?.as_str().map(str::to_owned)
+        crate::json_model::model_of(&head)
     }
 
     fn capture(&self, data: &[u8]) {

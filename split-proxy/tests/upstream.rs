@@ -177,6 +177,80 @@ async fn dead_nodes_fail_over_then_502() {
     let _ = reset.connections.load(std::sync::atomic::Ordering::SeqCst);
 }
 
+/// A port whose connects hang until the client gives up: a listener with a backlog of 1
+/// that never accepts, its queue filled first (Linux drops SYNs to a full queue). Keep
+/// the returned values alive while the port is used.
+fn hanging_port() -> (tokio::net::TcpListener, Vec<std::net::TcpStream>, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    (listener, fillers, addr.to_string())
+}
+
+fn node(addr: &str, priority: i32) -> serde_json::Value {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    json!({"host": host, "port": port.parse::<u16>().unwrap(), "weight": 1, "priority": priority})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_timeout_bounds_the_failover() {
+    let live = Mock::http("live");
+    let (_l1, _f1, slow1) = hanging_port();
+    let (_l2, _f2, slow2) = hanging_port();
+    let dir = tempfile::tempdir().unwrap();
+    // Both hanging nodes come first (priority), then the live one; a connect gives up
+    // after 0.3 s. Without a budget the third node answers; with retry_timeout 0.2 s the
+    // first timeout already spent it, so no second node is tried.
+    let upstream = |retry_timeout: Option<f64>| {
+        let mut up = json!({
+            "nodes": [node(&slow1, 2), node(&slow2, 1), node(&live.node(), 0)],
+            "retries": 2,
+            "timeout": {"connect": 0.3, "send": 2, "read": 2}
+        });
+        if let Some(t) = retry_timeout {
+            up["retry_timeout"] = json!(t);
+        }
+        up
+    };
+    let doc = json!({"routes": [
+        {"id": "unbounded", "uri": "/unbounded", "upstream": upstream(None)},
+        {"id": "unlimited", "uri": "/unlimited", "upstream": upstream(Some(0.0))},
+        {"id": "bounded", "uri": "/bounded", "upstream": upstream(Some(0.2))}
+    ]});
+    let file = write_doc(dir.path(), doc);
+    let gw = start(dir.path(), &["--standalone", &file]);
+    let client = Client::new();
+    for path in ["/unbounded", "/unlimited"] {
+        let r = client.get(&gw.url(path)).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(live.count(path), 1, "{path}");
+    }
+    let r = client.get(&gw.url("/bounded")).await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json(), json!({"error_msg": "upstream timed out"}));
+    assert_eq!(live.count("/bounded"), 0);
+    let text = gw.metrics_text().await;
+    let tried = |route: &str, node: &str| {
+        sample(
+            &text,
+            &format!(
+                r#"split_upstream_errors_total{{route="{route}",node="{node}",kind="timeout"}}"#
+            ),
+        )
+    };
+    assert_eq!(tried("bounded", &slow1), Some(1.0), "{text}");
+    assert_eq!(tried("bounded", &slow2), None, "{text}");
+    assert_eq!(tried("unbounded", &slow2), Some(1.0), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_upstream_times_out_with_504() {
     let mock = Mock::http("slow");

@@ -22,6 +22,7 @@
 //!   `127.0.0.1`, `node_listen` items' `ip` to `0.0.0.0`.
 //! - An empty (or comment-only) file is valid: every setting has its default.
 
+mod log_level;
 mod parser;
 mod subst;
 mod value;
@@ -32,6 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crate::admin_auth::{AdminAuth, AdminKey};
 use crate::ConfigError;
 
+pub use log_level::ErrorLogLevel;
 use parser::Parser;
 
 /// Proxy listener when `apisix.node_listen` is not set.
@@ -180,6 +182,8 @@ pub struct GatewayConfig {
     pub etcd: Option<EtcdSettings>,
     /// `apisix.max_post_args_readable_size` / body cap for `post_arg` matching (bytes).
     pub max_body_for_match: usize,
+    /// `nginx_config.error_log_level`, if set (the diagnostic log level).
+    pub error_log_level: Option<ErrorLogLevel>,
     /// One message per unknown key (`unknown key apisix.foo, ignored`).
     pub warnings: Vec<String>,
 }
@@ -200,6 +204,7 @@ impl Default for GatewayConfig {
             provider: ConfigProvider::Embedded,
             etcd: None,
             max_body_for_match: DEFAULT_MAX_BODY_FOR_MATCH,
+            error_log_level: None,
             warnings: Vec::new(),
         }
     }

@@ -14,9 +14,14 @@ use crate::admin_auth::{validate_keys, AdminKey, Role};
 use crate::error::{index, join};
 use crate::ConfigError;
 
-const TOP_KNOWN: &[&str] = &["apisix", "deployment", "admin", "plugin_attr"];
-const TOP_UNSUPPORTED: &[&str] = &[
+const TOP_KNOWN: &[&str] = &[
+    "apisix",
+    "deployment",
+    "admin",
+    "plugin_attr",
     "nginx_config",
+];
+const TOP_UNSUPPORTED: &[&str] = &[
     "plugins",
     "stream_plugins",
     "wasm",
@@ -119,6 +124,9 @@ impl Parser {
         let mut guide = AdminForm::default();
         let mut deploy = AdminForm::default();
 
+        if let Some(nginx) = section(root, "nginx_config", "nginx_config")? {
+            cfg.error_log_level = super::log_level::nginx_config(nginx, &mut self.warnings)?;
+        }
         if let Some(apisix) = section(root, "apisix", "apisix")? {
             self.check_keys(apisix, "apisix", APISIX_KNOWN, APISIX_UNSUPPORTED);
             if let Some(v) = get(apisix, "enable_admin") {

@@ -1,0 +1,111 @@
+//! The `model` of a JSON request body without building a `serde_json::Value` tree: the
+//! body is still parsed (and must be valid JSON, an object at the top), but every member
+//! except `model` is skipped with `IgnoredAny`, so no map, vector or string is allocated
+//! for the messages. Same answer as `Value::get("model")?.as_str()`: the last `model`
+//! member wins, a non-string `model` gives `None`.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+/// `model` of a JSON object body, if it is a string.
+pub fn model_of(bytes: &[u8]) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let model = de.deserialize_map(ModelVisitor).ok()?;
+    de.end().ok()?;
+    model
+}
+
+struct ModelVisitor;
+
+impl<'de> Visitor<'de> for ModelVisitor {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let mut model = None;
+        while let Some(is_model) = map.next_key_seed(KeyIsModel)? {
+            if is_model {
+                let value: serde_json::Value = map.next_value()?;
+                model = value.as_str().map(str::to_owned);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(model)
+    }
+}
+
+/// Deserializes an object key into "is it `model`?" (escapes already decoded).
+struct KeyIsModel;
+
+impl<'de> DeserializeSeed<'de> for KeyIsModel {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyIsModel {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == "model")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference: what the proxy did before, via `Value`.
+    fn via_value(bytes: &[u8]) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        v.get("model")?.as_str().map(str::to_owned)
+    }
+
+    #[test]
+    fn same_answers_as_a_value_parse() {
+        let cases: &[&[u8]] = &[
+            br#"{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}"#,
+            br#"{"messages":[{"model":"inner"}],"model":"outer"}"#,
+            br#"{"model":"a","model":"b"}"#,
+            br#"{"mod\u0065l":"escaped-key"}"#,
+            br#"{"model":"esc\"aped\u00e9"}"#,
+            br#"{"model":42}"#,
+            br#"{"model":null}"#,
+            br#"{"model":{"name":"x"}}"#,
+            br#"{"x":1}"#,
+            br#"{}"#,
+            br#"[{"model":"x"}]"#,
+            br#""model""#,
+            br#"{"model":"x"} trailing"#,
+            br#"{"model":"x""#,
+            br#"{"model":"x",}"#,
+            b"  {\"model\" : \"spaced\" }  ",
+            b"",
+            b"model=gpt-4",
+            &[0xff, 0xfe],
+        ];
+        for case in cases {
+            assert_eq!(
+                model_of(case),
+                via_value(case),
+                "{}",
+                String::from_utf8_lossy(case)
+            );
+        }
+        assert_eq!(
+            model_of(br#"{"model":"gpt-4","stream":true}"#).as_deref(),
+            Some("gpt-4")
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Metric handles cached by label values, so the request path neither builds owned label
+//! `String`s nor hashes them with SipHash for every metric it updates.
+//!
+//! `prometheus-client` families are keyed by owned label sets: every `get_or_create`
+//! needs the labels as `String`s and takes the family's lock. A handle returned by a
+//! family (`Counter`, `Gauge`, `Histogram`) shares its value with the family, so it can
+//! be kept: this cache maps a hash of *borrowed* label values to the handles created for
+//! them, and builds owned labels only the first time a label combination is seen.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::RwLock;
+
+/// Entries by the hash of their label values (collisions share a bucket).
+type Buckets<K, V> = HashMap<u64, Vec<(K, V)>, BuildHasherDefault<PassThrough>>;
+
+/// Handles of type `V` keyed by label values `K` (owned), looked up by a borrowed view.
+pub struct HandleCache<K, V> {
+    map: RwLock<Buckets<K, V>>,
+}
+
+impl<K, V> Default for HandleCache<K, V> {
+    fn default() -> Self {
+        HandleCache {
+            map: RwLock::new(HashMap::default()),
+        }
+    }
+}
+
+impl<K, V: Clone> HandleCache<K, V> {
+    /// The handle for the labels `view`, created with `make` (owned key and handle) the
+    /// first time. `matches` compares a stored key with `view`.
+    pub fn get<Q: Hash>(
+        &self,
+        view: &Q,
+        matches: impl Fn(&K) -> bool,
+        make: impl FnOnce() -> (K, V),
+    ) -> V {
+        let hash = hash_of(view);
+        {
+            let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(bucket) = map.get(&hash) {
+                if let Some((_, v)) = bucket.iter().find(|(k, _)| matches(k)) {
+                    return v.clone();
+                }
+            }
+        }
+        // A poisoned lock only means another thread panicked while inserting; the map
+        // itself is consistent (pushes are atomic with respect to the lock), keep using it.
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let bucket = map.entry(hash).or_default();
+        if let Some((_, v)) = bucket.iter().find(|(k, _)| matches(k)) {
+            return v.clone();
+        }
+        let (key, value) = make();
+        bucket.push((key, value.clone()));
+        value
+    }
+
+    /// Number of label combinations cached.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.values().map(Vec::len).sum()
+    }
+}
+
+fn hash_of<Q: Hash>(view: &Q) -> u64 {
+    let mut h = WordHash::default();
+    view.hash(&mut h);
+    h.finish()
+}
+
+/// A fast non-cryptographic hash (FxHash's multiply-rotate, a word at a time). Label
+/// values come from the configuration and the upstream addresses, not from clients, and a
+/// collision only costs a comparison, so flooding resistance is not needed here.
+#[derive(Default)]
+struct WordHash(u64);
+
+impl WordHash {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for WordHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut word = [0u8; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+/// The map's keys are already hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the key is a u64); fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Hash)]
+    struct View<'a>(&'a str, u16);
+
+    #[test]
+    fn a_handle_is_created_once_per_label_set() {
+        let cache: HandleCache<(String, u16), usize> = HandleCache::default();
+        let mut made = 0;
+        for (name, code) in [("a", 1), ("a", 1), ("b", 1), ("a", 2), ("b", 1)] {
+            let view = View(name, code);
+            cache.get(
+                &view,
+                |k| k.0 == name && k.1 == code,
+                || {
+                    made += 1;
+                    ((name.to_owned(), code), made)
+                },
+            );
+        }
+        assert_eq!(made, 3);
+        assert_eq!(cache.len(), 3);
+        let again = cache.get(&View("a", 2), |k| k.0 == "a" && k.1 == 2, || unreachable!());
+        assert_eq!(again, 3);
+    }
+
+    #[test]
+    fn colliding_hashes_are_told_apart_by_the_key() {
+        // Every view hashes alike when the hash input is the same; keys still differ.
+        #[derive(Hash)]
+        struct Same;
+        let cache: HandleCache<&'static str, u8> = HandleCache::default();
+        assert_eq!(cache.get(&Same, |k| *k == "x", || ("x", 1)), 1);
+        assert_eq!(cache.get(&Same, |k| *k == "y", || ("y", 2)), 2);
+        assert_eq!(cache.get(&Same, |k| *k == "x", || ("x", 9)), 1);
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn word_hash_separates_tails() {
+        assert_ne!(hash_of(&("ab", "c")), hash_of(&("a", "bc")));
+        assert_ne!(hash_of(&"abcdefgh1"), hash_of(&"abcdefgh2"));
+    }
+}
