@@ -6,8 +6,10 @@ mod admin_key;
 mod body;
 mod cli;
 mod commands;
+mod etcd;
 mod forward;
 mod headers;
+mod health;
 mod live;
 mod logging;
 mod metrics;
@@ -18,11 +20,13 @@ mod proxy;
 mod record;
 mod reply;
 mod request_edit;
+mod roles;
 mod serve;
 mod server;
 mod settings;
 mod signals;
 mod standalone;
+mod status;
 mod tickets;
 mod upload;
 mod upstream;
@@ -48,6 +52,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(cli::Command::Serve) => serve::run(&cli, log),
-        Some(ref command) => commands::run(&cli.global, command),
+        Some(ref command) => commands::run(&cli, command),
     }
 }

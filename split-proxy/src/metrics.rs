@@ -76,6 +76,8 @@ pub struct Metrics {
     bandwidth: Family<TypedLabels, Gauge>,
     upstream_errors: Family<ErrorLabels, Counter>,
     llm_tokens: Family<TokenLabels, Counter>,
+    config_sync_ok: Gauge,
+    config_revision: Gauge,
 }
 
 impl Metrics {
@@ -120,8 +122,22 @@ impl Metrics {
             "LLM tokens from the responses' usage (type prompt|completion) per route and arm",
             llm_tokens.clone(),
         );
+        let config_sync_ok = Gauge::default();
+        let config_revision = Gauge::default();
+        registry.register(
+            "split_config_sync_ok",
+            "1 while the configuration source is in sync (etcd reachable and watched), else 0",
+            config_sync_ok.clone(),
+        );
+        registry.register(
+            "split_config_revision",
+            "Revision of the configuration being served",
+            config_revision.clone(),
+        );
         Arc::new(Metrics {
             registry,
+            config_sync_ok,
+            config_revision,
             arm_requests,
             http_status,
             latency,
@@ -129,6 +145,13 @@ impl Metrics {
             upstream_errors,
             llm_tokens,
         })
+    }
+
+    /// Sets `split_config_sync_ok` and `split_config_revision` (see `health.rs`).
+    pub fn set_config_sync(&self, in_sync: bool, revision: u64) {
+        self.config_sync_ok.set(i64::from(in_sync));
+        self.config_revision
+            .set(i64::try_from(revision).unwrap_or(i64::MAX));
     }
 
     /// Counts one request routed to `arm` of `rule` on `route`.
