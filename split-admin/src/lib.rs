@@ -9,6 +9,10 @@
 //! - The embedded store is a redb database (`data_dir/split.redb`); every acknowledged
 //!   write is committed durably before the response, then the compiled snapshot is
 //!   published into [`Live`] so the proxy serves it on its next request.
+//! - With the `etcd` feature, `Admin::open_etcd` keeps the objects in etcd in APISIX's
+//!   key layout instead (many gateways share them; see the `etcd` module for the
+//!   transaction, watch and resync rules). [`Admin::sync_state`] tells either store's
+//!   revision and sync state (for `/readyz` and the metrics).
 //! - In read-only mode (standalone file) GETs read the live snapshot's source set
 //!   (`createdIndex`/`modifiedIndex` are then 0) and writes get 405.
 //!
