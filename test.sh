@@ -32,7 +32,7 @@ cargo test --workspace --locked
 # The etcd store is behind a cargo feature (protoc at build time, installed above):
 # lint and test the two crates that have it, etcd tests included.
 echo "== cargo clippy --features etcd"
-cargo clippy -p split-admin -p split-proxy --features etcd --all-targets --locked -- -D warnings
+cargo clippy -p split-admin -p split-proxy --features split-admin/etcd,split-proxy/etcd --all-targets --locked -- -D warnings
 echo "== cargo test --features etcd"
 # Only what the feature changes (the rest already ran above): unit tests and the
 # multi-gateway tests against a real etcd.
