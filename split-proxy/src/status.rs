@@ -196,6 +196,10 @@ pub fn split_counts(metrics: &str) -> BTreeMap<(String, String), Vec<(String, u6
             .or_default()
             .push((arm, value as u64));
     }
+    // Index-named arms in numeric order (shorter first), named arms after.
+    for arms in out.values_mut() {
+        arms.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+    }
     out
 }
 
@@ -205,8 +209,8 @@ mod tests {
 
     #[test]
     fn split_counts_group_arms_per_rule() {
-        let text = "# HELP x\nsplit_arm_requests_total{route=\"1\",rule=\"0\",arm=\"0\"} 50\n\
-                    split_arm_requests_total{route=\"1\",rule=\"0\",arm=\"canary\"} 5\n\
+        let text = "# HELP x\nsplit_arm_requests_total{route=\"1\",rule=\"0\",arm=\"canary\"} 5\n\
+                    split_arm_requests_total{route=\"1\",rule=\"0\",arm=\"0\"} 50\n\
                     split_arm_requests_total{route=\"2\",rule=\"1\",arm=\"0\"} 7\n\
                     apisix_http_status{code=\"200\"} 3\n";
         let c = split_counts(text);
