@@ -29,6 +29,15 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+# The etcd store is behind a cargo feature (protoc at build time, installed above):
+# lint and test the two crates that have it, etcd tests included.
+echo "== cargo clippy --features etcd"
+cargo clippy -p split-admin -p split-proxy --features split-admin/etcd,split-proxy/etcd --all-targets --locked -- -D warnings
+echo "== cargo test --features etcd"
+# Only what the feature changes (the rest already ran above): unit tests and the
+# multi-gateway tests against a real etcd.
+cargo test -p split-admin --features etcd --locked --lib
+cargo test -p split-proxy --features etcd --locked --bins --test etcd_fleet
 
 # The official openai Python client against the debug binaries (a separate step: the
 # Rust suite never needs Python). The venv lives under the target dir, ignored by git.

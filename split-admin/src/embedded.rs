@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use http::StatusCode;
-use split_core::config::ResourceKind;
 use split_core::snapshot::{validate_object, ConfigSet, Snapshot};
 
 use crate::catalog::{Catalog, Change};
+use crate::check::{check, Checked};
 use crate::compile::{compile_lenient, Broken};
 use crate::error::describe_compile_error;
 use crate::reply::Reply;
@@ -58,7 +58,7 @@ impl std::fmt::Debug for Embedded {
     }
 }
 
-fn warn_broken(broken: &[split_core::snapshot::CompileError]) {
+pub(crate) fn warn_broken(broken: &[split_core::snapshot::CompileError]) {
     for e in broken {
         tracing::warn!(
             object = %describe_compile_error(e),
@@ -121,34 +121,7 @@ impl Embedded {
         })?;
         let current = self.view.load_full();
         let plan = plan(&current.catalog)?;
-        for change in &plan.changes {
-            if let Change::Put { kind, id, value } = change {
-                validate_object(*kind, id, value).map_err(Reply::invalid)?;
-            }
-        }
-        let next = current
-            .catalog
-            .with(&plan.changes, current.catalog.revision + 1);
-        let compiled = compile_lenient(|| next.config_set())
-            .map_err(|e| Reply::invalid(describe_compile_error(&e)))?;
-        let written: Vec<(ResourceKind, &str)> = plan
-            .changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Put { kind, id, .. } => Some((*kind, id.as_str())),
-                Change::Delete { .. } => None,
-            })
-            .collect();
-        for e in &compiled.broken {
-            let is_written = written.contains(&(e.kind, e.id.as_str()));
-            let was_broken = current.broken.contains(&(e.kind, e.id.clone()));
-            if is_written && written.len() == 1 {
-                return Err(Reply::invalid(&e.error));
-            }
-            if is_written || !(was_broken || plan.may_break_others) {
-                return Err(Reply::invalid(describe_compile_error(e)));
-            }
-        }
+        let Checked { next, compiled } = check(&current, &plan, current.catalog.revision + 1)?;
         if let Err(e) = self.store.commit(&plan.changes, &next) {
             tracing::error!(error = %e, "admin write failed to commit");
             return Err(Reply::unavailable(format!(
@@ -205,6 +178,7 @@ pub(crate) fn read_only_reply(msg: &str) -> Reply {
 mod tests {
     use super::*;
     use serde_json::json;
+    use split_core::config::ResourceKind;
 
     fn put_upstream(id: &str) -> Plan<()> {
         Plan {

@@ -9,6 +9,10 @@
 //! - The embedded store is a redb database (`data_dir/split.redb`); every acknowledged
 //!   write is committed durably before the response, then the compiled snapshot is
 //!   published into [`Live`] so the proxy serves it on its next request.
+//! - With the `etcd` feature, `Admin::open_etcd` keeps the objects in etcd in APISIX's
+//!   key layout instead (many gateways share them; see the `etcd` module for the
+//!   transaction, watch and resync rules). [`Admin::sync_state`] tells either store's
+//!   revision and sync state (for `/readyz` and the metrics).
 //! - In read-only mode (standalone file) GETs read the live snapshot's source set
 //!   (`createdIndex`/`modifiedIndex` are then 0) and writes get 405.
 //!
@@ -24,11 +28,15 @@
 
 #![warn(missing_docs)]
 
+mod backend;
 mod body;
 mod catalog;
+mod check;
 mod compile;
 mod embedded;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod openapi;
 mod patch;
 mod query;
@@ -39,6 +47,7 @@ mod resource;
 mod schema;
 mod service;
 mod store;
+mod sync;
 mod target;
 mod write;
 
@@ -56,8 +65,11 @@ pub use body::MAX_BODY;
 pub use error::AdminError;
 pub use split_core::snapshot::Snapshot;
 pub use store::DB_FILE;
+pub use sync::SyncState;
 
+use backend::Backend;
 use embedded::Embedded;
+use sync::SyncSender;
 
 /// Shared live snapshot: the admin publishes a new compiled `Arc<Snapshot>` after every
 /// successful write; the proxy does `live.load()` per request.
@@ -82,7 +94,7 @@ pub struct Admin {
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admin")
-            .field("embedded", &self.inner.embedded)
+            .field("backend", &self.inner.backend)
             .field("read_only", &self.inner.read_only)
             .finish_non_exhaustive()
     }
@@ -92,7 +104,8 @@ struct Inner {
     live: Live,
     auth: ArcSwap<AdminAuth>,
     read_only: Option<String>,
-    embedded: Option<Arc<Embedded>>,
+    backend: Option<Backend>,
+    sync: SyncSender,
 }
 
 impl Admin {
@@ -104,14 +117,56 @@ impl Admin {
         opts: AdminOptions,
     ) -> Result<Admin, AdminError> {
         let embedded = Embedded::open(data_dir, live.clone())?;
+        let sync = sync::channel(SyncState::local(
+            "embedded",
+            data_dir.join(DB_FILE).display().to_string(),
+            embedded.view().catalog.revision,
+        ));
         Ok(Admin {
             inner: Arc::new(Inner {
                 live,
                 auth: ArcSwap::from_pointee(opts.auth),
                 read_only: opts.read_only,
-                embedded: Some(Arc::new(embedded)),
+                backend: Some(Backend::Embedded(Arc::new(embedded))),
+                sync,
             }),
         })
+    }
+
+    /// An Admin API over etcd (APISIX key layout under `settings.prefix`). Nothing is
+    /// read here: call [`Admin::spawn_sync`] inside the runtime to load and watch the
+    /// prefix; until the first load, [`Admin::sync_state`] is not ready and writes get 503.
+    #[cfg(feature = "etcd")]
+    pub fn open_etcd(
+        settings: &split_core::config::gateway::EtcdSettings,
+        live: Live,
+        opts: AdminOptions,
+    ) -> Result<Admin, AdminError> {
+        let store = etcd::EtcdStore::new(settings, live.clone())?;
+        let sync = store.sync_sender();
+        Ok(Admin {
+            inner: Arc::new(Inner {
+                live,
+                auth: ArcSwap::from_pointee(opts.auth),
+                read_only: opts.read_only,
+                backend: Some(Backend::Etcd(Arc::new(store))),
+                sync,
+            }),
+        })
+    }
+
+    /// Starts the background sync of a shared store (etcd: load, watch, resync after a
+    /// loss). Does nothing for local stores. Must be called inside a tokio runtime.
+    pub fn spawn_sync(&self) {
+        #[cfg(feature = "etcd")]
+        if let Some(Backend::Etcd(store)) = &self.inner.backend {
+            tokio::spawn(etcd::sync::run(Arc::clone(store)));
+        }
+    }
+
+    /// The configuration source's state, updated as it changes.
+    pub fn sync_state(&self) -> tokio::sync::watch::Receiver<SyncState> {
+        self.inner.sync.subscribe()
     }
 
     /// An Admin API over config managed elsewhere (standalone file): GETs read
@@ -126,7 +181,8 @@ impl Admin {
                 live,
                 auth: ArcSwap::from_pointee(opts.auth),
                 read_only: Some(msg),
-                embedded: None,
+                backend: None,
+                sync: sync::channel(SyncState::local("standalone", String::new(), 0)),
             }),
         }
     }
@@ -143,8 +199,8 @@ impl Admin {
 
     /// Whole store (for `split-proxy dump`); in read-only mode, the live source set.
     pub fn export(&self) -> ConfigSet {
-        match &self.inner.embedded {
-            Some(e) => e.view().catalog.config_set(),
+        match &self.inner.backend {
+            Some(b) => b.view().catalog.config_set(),
             None => (*self.inner.live.load().source).clone(),
         }
     }
@@ -152,8 +208,12 @@ impl Admin {
     /// Validates and applies a whole set atomically, replacing everything (for
     /// `split-proxy load`). Read-only mode → [`AdminError::ReadOnly`].
     pub fn import(&self, set: ConfigSet) -> Result<(), AdminError> {
-        match (&self.inner.embedded, &self.inner.read_only) {
-            (Some(e), None) => e.import(set),
+        match (&self.inner.backend, &self.inner.read_only) {
+            (Some(Backend::Embedded(e)), None) => e.import(set),
+            #[cfg(feature = "etcd")]
+            (Some(Backend::Etcd(_)), None) => Err(AdminError::ReadOnly(
+                "loading a whole file into etcd is not supported; use the Admin API".into(),
+            )),
             (_, Some(msg)) => Err(AdminError::ReadOnly(msg.clone())),
             (None, None) => Err(AdminError::ReadOnly("no store".into())),
         }
@@ -162,9 +222,9 @@ impl Admin {
     /// Current store revision (0 in read-only mode).
     pub fn revision(&self) -> u64 {
         self.inner
-            .embedded
+            .backend
             .as_ref()
-            .map_or(0, |e| e.view().catalog.revision)
+            .map_or(0, |b| b.view().catalog.revision)
     }
 
     /// Serves one Admin API request (path starts with `/apisix/admin`). Enforces the

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use split_core::admin_auth::{extract_token, AuthDecision};
 use split_core::snapshot::validate_object;
 
+use crate::backend::Backend;
 use crate::body::{self, MAX_BODY};
 use crate::catalog::Catalog;
 use crate::embedded::{read_only_reply, View};
@@ -120,8 +121,8 @@ impl Admin {
     }
 
     fn view(&self) -> Arc<View> {
-        match &self.inner.embedded {
-            Some(e) => e.view(),
+        match &self.inner.backend {
+            Some(b) => b.view(),
             None => Arc::new(View {
                 catalog: Catalog::from_set(&self.inner.live.load().source, 0),
                 broken: Default::default(),
@@ -161,7 +162,7 @@ impl Admin {
         if let Some(msg) = &self.inner.read_only {
             return read_only_reply(msg);
         }
-        let Some(embedded) = self.inner.embedded.clone() else {
+        let Some(backend) = self.inner.backend.clone() else {
             return read_only_reply("no store");
         };
         if query.get("ttl").is_some() {
@@ -188,27 +189,21 @@ impl Admin {
             Ok(p) => p,
             Err(r) => return r,
         };
-        // redb commits fsync; keep that off the async worker threads.
-        let joined = tokio::task::spawn_blocking(move || embedded.write(planner)).await;
-        match joined {
-            Ok(Ok((view, outcome))) => {
+        match backend.write(planner).await {
+            Ok((revision, outcome)) => {
                 tracing::info!(
                     %method,
                     key = %res.api_key(id.unwrap_or("")),
-                    revision = view.catalog.revision,
+                    revision,
                     status = outcome.status.as_u16(),
                     "admin write committed"
                 );
+                if matches!(backend, Backend::Embedded(_)) {
+                    self.inner.sync.send_modify(|s| s.revision = revision);
+                }
                 outcome
             }
-            Ok(Err(reply)) => reply,
-            Err(e) => {
-                tracing::error!(error = %e, "admin write task failed");
-                Reply::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error while writing",
-                )
-            }
+            Err(reply) => reply,
         }
     }
 }

@@ -15,8 +15,9 @@ use crate::resource::{id_of, valid_id, Keying, Resource, INVALID_ID};
 /// The answer to a successful write: status and body.
 pub(crate) type Outcome = Reply;
 
-/// A write ready to be planned under the lock.
-pub(crate) type Planner = Box<dyn FnOnce(&Catalog) -> Result<Plan<Outcome>, Reply> + Send>;
+/// A write ready to be planned under the lock. `Fn`, not `FnOnce`: a store with
+/// optimistic concurrency (etcd) plans again against a fresher catalog after a conflict.
+pub(crate) type Planner = Box<dyn Fn(&Catalog) -> Result<Plan<Outcome>, Reply> + Send + Sync>;
 
 /// Seconds since the Unix epoch (the Admin API's `create_time`/`update_time`).
 pub(crate) fn now_secs() -> u64 {
@@ -142,13 +143,14 @@ pub(crate) fn put(
         } else {
             StatusCode::CREATED
         };
+        let mut conf = conf.clone();
         stamp(res, &mut conf, previous, now);
         let value = Value::Object(conf);
         let outcome = written(res, &id, &value, status);
         Ok(Plan {
             changes: vec![Change::Put {
                 kind: res.kind,
-                id,
+                id: id.clone(),
                 value,
             }],
             may_break_others: false,
@@ -163,7 +165,7 @@ pub(crate) fn post(
     path_id: Option<&str>,
     conf: Option<Value>,
 ) -> Result<Planner, Reply> {
-    let mut conf = object(conf, "missing configurations")?;
+    let conf = object(conf, "missing configurations")?;
     if path_id.is_some() || conf.contains_key("id") {
         return Err(Reply::bad_request(format!(
             "wrong {} id, do not need it",
@@ -174,6 +176,7 @@ pub(crate) fn post(
     let now = now_secs();
     Ok(Box::new(move |catalog: &Catalog| {
         let id = format!("{:020}", catalog.revision + 1);
+        let mut conf = conf.clone();
         conf.insert("id".into(), json!(id));
         stamp(res, &mut conf, None, now);
         let value = Value::Object(conf);
@@ -214,9 +217,9 @@ pub(crate) fn patch(
         };
         let mut value = previous.value.clone();
         if sub_path.is_empty() {
-            patch::merge(&mut value, conf);
+            patch::merge(&mut value, conf.clone());
         } else {
-            patch::replace_at(&mut value, &sub_path, conf).map_err(Reply::bad_request)?;
+            patch::replace_at(&mut value, &sub_path, conf.clone()).map_err(Reply::bad_request)?;
         }
         let Value::Object(mut map) = value else {
             return Err(Reply::bad_request("invalid configuration"));
@@ -231,7 +234,7 @@ pub(crate) fn patch(
         Ok(Plan {
             changes: vec![Change::Put {
                 kind: res.kind,
-                id,
+                id: id.clone(),
                 value,
             }],
             may_break_others: false,
@@ -259,7 +262,10 @@ pub(crate) fn delete(res: Resource, path_id: Option<&str>, force: bool) -> Resul
             json!({"deleted": "1", "key": res.api_key(&id)}),
         );
         Ok(Plan {
-            changes: vec![Change::Delete { kind: res.kind, id }],
+            changes: vec![Change::Delete {
+                kind: res.kind,
+                id: id.clone(),
+            }],
             may_break_others: force,
             outcome,
         })

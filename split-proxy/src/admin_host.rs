@@ -48,6 +48,7 @@ pub fn open(settings: &Settings, live: &Live) -> Result<Admin, Fatal> {
             };
             Ok(Admin::read_only(Arc::clone(live), opts))
         }
+        Source::Etcd(etcd) => crate::etcd::open(etcd, settings, live),
     }
 }
 

@@ -62,7 +62,9 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
-    /// Print the store path, revision and route count.
+    /// Print the running gateway's store, revision, sync state and per-rule split counts
+    /// (read from its metrics listener: `--metrics-listen` or config.yaml); when no
+    /// gateway answers there, the embedded store's revision and object counts.
     Status,
 }
 

@@ -3,18 +3,18 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{Command, Global};
+use crate::cli::{Cli, Command};
 use crate::settings::{read_gateway_config, Fatal};
 use crate::{exit_fatal, standalone};
 
 /// Runs a non-serve subcommand.
-pub fn run(global: &Global, command: &Command) -> ExitCode {
+pub fn run(cli: &Cli, command: &Command) -> ExitCode {
+    let global = &cli.global;
     let result = match command {
         Command::Validate { file } => validate(file),
         Command::Serve => Ok(()),
-        Command::Dump | Command::Load { .. } | Command::Status => {
-            crate::admin_host::store_command(global, command)
-        }
+        Command::Status => return crate::status::run(cli),
+        Command::Dump | Command::Load { .. } => crate::admin_host::store_command(global, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ mod admin_key;
 mod body;
 mod cli;
 mod commands;
+mod etcd;
 mod fallback;
 mod fallback_body;
 mod fallback_sse;
@@ -31,11 +32,13 @@ mod otel_export;
 mod path;
 mod plugins;
 mod proxy;
+mod readiness;
 mod record;
 mod redis;
 mod redis_tickets;
 mod reply;
 mod request_edit;
+mod roles;
 mod secrets;
 mod serve;
 mod server;
@@ -43,6 +46,7 @@ mod settings;
 mod signals;
 mod srm;
 mod standalone;
+mod status;
 mod tickets;
 mod upload;
 mod upstream;
@@ -68,6 +72,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(cli::Command::Serve) => serve::run(&cli, log),
-        Some(ref command) => commands::run(&cli.global, command),
+        Some(ref command) => commands::run(&cli, command),
     }
 }

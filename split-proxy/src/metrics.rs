@@ -110,6 +110,8 @@ pub struct Metrics {
     arm_cache: HandleCache<(String, usize, String), Counter>,
     request_cache: HandleCache<OwnedRequestKey, Arc<RequestSeries>>,
     token_cache: HandleCache<TokenLabels, Counter>,
+    config_sync_ok: Gauge,
+    config_revision: Gauge,
 }
 
 /// The labels of a finished request, borrowed from its record.
@@ -245,10 +247,24 @@ impl Metrics {
             post_commit_errors.clone(),
         );
         let llm = crate::llm_metrics::LlmMetrics::register(&mut registry);
+        let config_sync_ok = Gauge::default();
+        let config_revision = Gauge::default();
+        registry.register(
+            "split_config_sync_ok",
+            "1 while the configuration source is in sync (etcd reachable and watched), else 0",
+            config_sync_ok.clone(),
+        );
+        registry.register(
+            "split_config_revision",
+            "Revision of the configuration being served",
+            config_revision.clone(),
+        );
         Arc::new(Metrics {
             fallbacks,
             post_commit_errors,
             registry,
+            config_sync_ok,
+            config_revision,
             arm_requests,
             http_status,
             latency,
@@ -271,6 +287,13 @@ impl Metrics {
                 rule: rule.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets `split_config_sync_ok` and `split_config_revision` (see `health.rs`).
+    pub fn set_config_sync(&self, in_sync: bool, revision: u64) {
+        self.config_sync_ok.set(i64::from(in_sync));
+        self.config_revision
+            .set(i64::try_from(revision).unwrap_or(i64::MAX));
     }
 
     /// Counts one request routed to `arm` of `rule` on `route`.

@@ -94,7 +94,7 @@ fn prepare(cli: &Cli) -> Result<Prepared, Fatal> {
                 .map_err(|e| Fatal::new(path.display().to_string(), e.to_string()))?;
             (snapshot, Some(text))
         }
-        Source::Embedded => (empty_snapshot(), None),
+        Source::Embedded | Source::Etcd(_) => (empty_snapshot(), None),
     };
     let live = new_live(snapshot);
     // Opening the embedded store compiles and publishes what it holds.
@@ -176,7 +176,11 @@ async fn serve(p: Prepared, workers: usize, log: LogControl) -> Result<(), Strin
         "metrics".into(),
         local_addr(&listener, settings.metrics_listen),
     ));
-    lifecycle.serve(listener, metrics_handler(Arc::clone(&metrics)));
+    let sync = admin.sync_state();
+    tokio::spawn(crate::readiness::follow(Arc::clone(&metrics), sync.clone()));
+    let metrics_and_health = crate::readiness::handler(metrics_handler(Arc::clone(&metrics)), sync);
+    lifecycle.serve(listener, metrics_and_health);
+    admin.spawn_sync();
 
     summary(&settings, &bound, workers);
     if let (Source::Standalone(path), Some(text)) = (&settings.source, applied_text) {
@@ -234,6 +238,12 @@ fn summary(settings: &Settings, bound: &[(String, SocketAddr)], workers: usize) 
             "split-proxy: config source: standalone file {} (polled every 1s; Admin API read-only)",
             path.display()
         ),
+        Source::Etcd(etcd) => eprintln!(
+            "split-proxy: config source: etcd {} prefix {} (watched; role {})",
+            etcd.hosts.join(","),
+            etcd.prefix,
+            settings.role.as_str()
+        ),
     }
     if let Some(path) = &settings.config_path {
         eprintln!("split-proxy: config.yaml: {}", path.display());
@@ -249,7 +259,13 @@ fn summary(settings: &Settings, bound: &[(String, SocketAddr)], workers: usize) 
             allow.join(", ")
         );
     } else {
-        eprintln!("split-proxy: admin API disabled (enable_admin: false)");
+        eprintln!(
+            "split-proxy: admin API disabled (enable_admin: false or deployment.role: {})",
+            settings.role.as_str()
+        );
+    }
+    if settings.listen.is_empty() {
+        eprintln!("split-proxy: no proxy port (deployment.role: control_plane)");
     }
     if let Some(key) = &settings.generated_key {
         eprintln!(

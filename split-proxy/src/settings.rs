@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use split_core::admin_auth::{AdminAuth, AdminKey, Role};
-use split_core::config::gateway::{ConfigProvider, ErrorLogLevel, GatewayConfig};
+use split_core::config::gateway::{
+    ConfigProvider, DeploymentRole, ErrorLogLevel, EtcdSettings, GatewayConfig,
+};
 
 use crate::cli::{Global, ServeArgs};
 
@@ -50,6 +52,8 @@ pub enum Source {
     Embedded,
     /// A declarative file; the Admin API is read-only.
     Standalone(PathBuf),
+    /// etcd in APISIX's key layout, shared by many gateways (`--features etcd`).
+    Etcd(EtcdSettings),
 }
 
 /// Everything `serve` needs.
@@ -61,7 +65,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Route source.
     pub source: Source,
-    /// Proxy listeners.
+    /// `deployment.role`: a data plane has no Admin API, a control plane no proxy port.
+    pub role: DeploymentRole,
+    /// Proxy listeners (empty for a control plane).
     pub listen: Vec<SocketAddr>,
     /// Admin listener; `None` when `enable_admin: false`.
     pub admin_listen: Option<SocketAddr>,
@@ -96,12 +102,21 @@ pub fn resolve(global: &Global, serve: &ServeArgs) -> Result<Settings, Fatal> {
     let mut warnings: Vec<String> = gateway.iter().flat_map(|g| g.warnings.clone()).collect();
     let source = source(global, gateway.as_ref())?;
 
+    let role = gateway
+        .as_ref()
+        .map_or(DeploymentRole::Traditional, |g| g.role);
     let listen = match (serve.listen, &gateway) {
         (Some(addr), _) => vec![addr],
         (None, Some(g)) if !g.node_listen.is_empty() => g.node_listen.clone(),
         _ => vec![DEFAULT_LISTEN],
     };
-    let enable_admin = gateway.as_ref().is_none_or(|g| g.enable_admin);
+    let (listen, enable_admin) = crate::roles::apply(
+        role,
+        listen,
+        gateway.as_ref().is_none_or(|g| g.enable_admin),
+        serve,
+        &mut warnings,
+    );
     let admin_listen = enable_admin.then(|| {
         serve
             .admin_listen
@@ -121,6 +136,7 @@ pub fn resolve(global: &Global, serve: &ServeArgs) -> Result<Settings, Fatal> {
         config_path: global.config.clone(),
         data_dir: global.data_dir.clone(),
         source,
+        role,
         listen,
         admin_listen,
         metrics_listen,
@@ -147,10 +163,8 @@ fn source(global: &Global, gateway: Option<&GatewayConfig>) -> Result<Source, Fa
         ConfigProvider::Embedded => Ok(Source::Embedded),
         ConfigProvider::Yaml => Ok(Source::Standalone(dir.join("apisix.yaml"))),
         ConfigProvider::Json => Ok(Source::Standalone(dir.join("apisix.json"))),
-        ConfigProvider::Etcd => Err(Fatal::new(
-            config_path.display().to_string(),
-            "deployment.etcd: the etcd config provider is not supported by split-proxy yet; use the embedded store or a standalone file",
-        )),
+        // The parser always fills `etcd` for the etcd provider.
+        ConfigProvider::Etcd => Ok(Source::Etcd(g.etcd.clone().unwrap_or_default())),
     }
 }
 

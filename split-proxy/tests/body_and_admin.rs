@@ -258,7 +258,11 @@ async fn load_status_dump_then_serve_from_the_store() {
     .unwrap();
     let (code, out, err) = run(&["--data-dir", data, "load", file.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let (code, out, err) = run(&["--data-dir", data, "status"]);
+    // A metrics port nothing listens on: `status` then reads the store offline.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics = free.local_addr().unwrap().to_string();
+    drop(free);
+    let (code, out, err) = run(&["--data-dir", data, "status", "--metrics-listen", &metrics]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("routes: 1"), "{out}");
     let (code, out, err) = run(&["--data-dir", data, "dump"]);

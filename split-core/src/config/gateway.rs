@@ -129,6 +129,24 @@ pub struct EtcdSettings {
     pub user: Option<String>,
     /// `password`.
     pub password: Option<String>,
+    /// `tls`: how `https://` hosts are checked (`None`: the webpki roots, no client
+    /// certificate).
+    pub tls: Option<EtcdTls>,
+}
+
+/// `deployment.etcd.tls`. Certificate checks cannot be turned off (`verify: false` is
+/// refused at parse time); trust a private CA with `ca_file` instead.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdTls {
+    /// `ca_file`: PEM file of the CA that signed the etcd server certificates (split's
+    /// key; APISIX reads `apisix.ssl.ssl_trusted_certificate`).
+    pub ca_file: Option<String>,
+    /// `cert`: PEM client certificate file (with `key`).
+    pub cert: Option<String>,
+    /// `key`: PEM client private key file (with `cert`).
+    pub key: Option<String>,
+    /// `sni`: server name to verify instead of the URL's host.
+    pub sni: Option<String>,
 }
 
 impl std::fmt::Debug for EtcdSettings {
@@ -139,6 +157,7 @@ impl std::fmt::Debug for EtcdSettings {
             .field("timeout_secs", &self.timeout_secs)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -151,6 +170,7 @@ impl EtcdSettings {
             timeout_secs: 30,
             user: None,
             password: None,
+            tls: None,
         }
     }
 }

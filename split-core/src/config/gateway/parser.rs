@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::value::{allow_list, as_bool, as_list, as_map, as_port, as_str, as_u64, get, section};
 use super::{
-    ConfigProvider, DeploymentRole, EtcdSettings, GatewayConfig, DEFAULT_ADMIN_LISTEN,
+    ConfigProvider, DeploymentRole, EtcdSettings, EtcdTls, GatewayConfig, DEFAULT_ADMIN_LISTEN,
     DEFAULT_PROMETHEUS_ADDR,
 };
 use crate::admin_auth::{validate_keys, AdminKey, Role};
@@ -94,9 +94,9 @@ const ADMIN_UNSUPPORTED: &[&str] = &[
     "admin_api_mtls",
     "enable_admin_ui",
 ];
-const ETCD_KNOWN: &[&str] = &["host", "prefix", "timeout", "user", "password"];
+const ETCD_KNOWN: &[&str] = &["host", "prefix", "timeout", "user", "password", "tls"];
+const ETCD_TLS_KNOWN: &[&str] = &["verify", "ca_file", "cert", "key", "sni"];
 const ETCD_UNSUPPORTED: &[&str] = &[
-    "tls",
     "startup_retry",
     "watch_timeout",
     "resync_delay",
@@ -506,7 +506,59 @@ impl Parser {
             };
             s.password = Some(pw.clone());
         }
+        if let Some(tls) = section(m, "tls", "deployment.etcd.tls")? {
+            s.tls = Some(self.etcd_tls(tls)?);
+        }
+        if s.user.is_some() != s.password.is_some() {
+            let missing = if s.user.is_some() { "password" } else { "user" };
+            return Err(ConfigError::new(
+                format!("deployment.etcd.{missing}"),
+                "is required when the other of user/password is set",
+            ));
+        }
         Ok(s)
+    }
+
+    fn etcd_tls(&mut self, m: &Map<String, Value>) -> Result<EtcdTls, ConfigError> {
+        let path = "deployment.etcd.tls";
+        self.check_keys(m, path, ETCD_TLS_KNOWN, &[]);
+        if let Some(v) = get(m, "verify") {
+            let p = join(path, "verify");
+            if !as_bool(v, &p)? {
+                return Err(ConfigError::new(
+                    p,
+                    "false is not supported: split always checks the etcd certificate; \
+                     set deployment.etcd.tls.ca_file to trust your etcd CA",
+                ));
+            }
+        }
+        let file = |key: &str| -> Result<Option<String>, ConfigError> {
+            match get(m, key) {
+                None => Ok(None),
+                Some(v) => {
+                    let p = join(path, key);
+                    let s = as_str(v, &p)?;
+                    if s.is_empty() {
+                        return Err(ConfigError::new(p, "must be a file path"));
+                    }
+                    Ok(Some(s.to_owned()))
+                }
+            }
+        };
+        let tls = EtcdTls {
+            ca_file: file("ca_file")?,
+            cert: file("cert")?,
+            key: file("key")?,
+            sni: file("sni")?,
+        };
+        if tls.cert.is_some() != tls.key.is_some() {
+            let missing = if tls.cert.is_some() { "key" } else { "cert" };
+            return Err(ConfigError::new(
+                join(path, missing),
+                "is required when the other of cert/key is set",
+            ));
+        }
+        Ok(tls)
     }
 
     fn plugin_attr(
