@@ -139,7 +139,7 @@ fn shape_errors_are_rejected_by_both() {
     assert_invalid(
         Routes,
         route(
-            json!({"plugins": {"limit-count": {"count": 1, "time_window": 1, "policy": "redis"}}}),
+            json!({"plugins": {"limit-count": {"count": 1, "time_window": 1, "policy": "redis-cluster"}}}),
         ),
     );
     assert_invalid(

@@ -194,7 +194,7 @@ async fn prometheus_plugin_toggles_apisix_metrics_and_prefers_names() {
     );
     // Token counters carry the consumer label (empty without key-auth).
     assert!(
-        text.contains(r#"split_llm_tokens_total{type="completion",route="r-plain",arm="0",model="gpt-4",consumer=""}"#),
+        text.contains(r#"split_llm_tokens_total{type="completion",route="r-plain",arm="0",consumer="",model="gpt-4"}"#),
         "{text}"
     );
 }

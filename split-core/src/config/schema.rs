@@ -77,8 +77,12 @@ marker!(
 );
 
 marker!(
-    /// An object whose fields a dedicated parser checks (e.g. upstream `checks`).
-    Object, "Object", inline = true, |_gen| json_schema!({"type": "object"})
+    /// Upstream `checks`: `active` required, `passive` optional; their fields are checked
+    /// by `config::checks`.
+    Checks, "Checks", inline = true, |_gen| json_schema!({
+        "type": "object", "additionalProperties": false, "required": ["active"],
+        "properties": {"active": {"type": "object"}, "passive": {"type": "object"}}
+    })
 );
 
 marker!(

@@ -324,7 +324,7 @@ pub(crate) struct RawUpstream {
     keepalive_pool: Option<RawKeepalivePool>,
     #[cfg_attr(
         feature = "schema",
-        schemars(with = "Option<crate::config::schema::Object>")
+        schemars(with = "Option<crate::config::schema::Checks>")
     )]
     checks: Option<Value>,
     #[cfg_attr(
