@@ -344,11 +344,7 @@ async fn attempt(
         client_host: req.host_header.clone(),
         body,
     };
-    let is_json = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+    let is_json = crate::request_edit::is_json(&parts.headers);
     let upload = Progress::new(is_json && record.model.is_none());
     let metrics = &gw.observer.metrics;
     let mut on_error = |e: AttemptError<'_>| metrics.upstream_error(route_id, &e.node, e.kind);

@@ -293,11 +293,7 @@ async fn forward_decided(
             }
         }
     }
-    let is_json = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+    let is_json = crate::request_edit::is_json(&parts.headers);
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
     headers.remove(EXPECT);

@@ -57,6 +57,15 @@ pub fn strip_port(host: &str) -> &str {
     }
 }
 
+/// Whether the client declared a JSON body (`Content-Type: application/json…`): only then
+/// does the upload watcher look for the request's `model`.
+pub fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
