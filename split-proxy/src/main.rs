@@ -29,6 +29,7 @@ mod observe;
 mod otel;
 mod otel_context;
 mod otel_export;
+mod parse_error_io;
 mod path;
 mod plugins;
 mod proxy;

@@ -1,6 +1,7 @@
 //! Listeners: accept loops serving HTTP/1.1 (title-case headers) and h2c with hyper, and
 //! graceful drain: on shutdown every loop stops accepting, open connections finish their
-//! in-flight requests, and `drain` waits for them up to the grace period.
+//! in-flight requests, and `drain` waits for them up to the grace period. Requests hyper
+//! cannot parse get split's JSON answer through [`ParseErrorIo`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use crate::body::{full, ProxyBody};
 use crate::headers::server_value;
 use crate::metrics::Metrics;
+use crate::parse_error_io::ParseErrorIo;
 use crate::reply;
 
 /// A request handler: request + client address → response.
@@ -120,7 +122,7 @@ fn spawn_connection(
             let handler = Arc::clone(&handler);
             async move { Ok::<_, Infallible>(handler(req, peer).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = builder.serve_connection(TokioIo::new(ParseErrorIo::new(stream)), service);
         tokio::pin!(conn);
         tokio::select! {
             result = conn.as_mut() => {

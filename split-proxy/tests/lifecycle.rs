@@ -220,18 +220,25 @@ fn malformed_requests_get_4xx_and_the_process_keeps_serving() {
         gw.proxy,
         b"GET / HTTP/1.1\r\nHost: x\r\nBad\x01Header: 1\r\n\r\n",
     );
-    assert!(bad_header.starts_with("HTTP/1.1 400"), "{bad_header}");
+    assert_split_error(&bad_header, "400 Bad Request", "400 Bad Request:");
     let mut huge = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
     for i in 0..2000 {
         huge.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "a".repeat(200)).as_bytes());
     }
     huge.extend_from_slice(b"\r\n");
     let too_big = raw_request(gw.proxy, &huge);
-    assert!(
-        too_big.starts_with("HTTP/1.1 4"),
-        "{}",
-        &too_big[..too_big.len().min(200)]
+    assert_split_error(&too_big, "431 Request Header Fields Too Large", "431 ");
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let long_uri = raw_request(gw.proxy, long_uri.as_bytes());
+    assert_split_error(&long_uri, "414 URI Too Long", "414 ");
+    // A good request, then a bad one on the same connection: both answers are split's.
+    let pipelined = raw_request(
+        gw.proxy,
+        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nBad\x02: 1\r\n\r\n",
     );
+    let second = pipelined.find("HTTP/1.1 400").expect(&pipelined);
+    assert!(pipelined.starts_with("HTTP/1.1 404"), "{pipelined}");
+    assert_split_error(&pipelined[second..], "400 Bad Request", "400 Bad Request:");
     let bad_chunked = raw_request(
         gw.proxy,
         b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
@@ -250,6 +257,26 @@ fn malformed_requests_get_4xx_and_the_process_keeps_serving() {
         b"GET /still-alive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert!(ok.starts_with("HTTP/1.1 404"), "{ok}");
+}
+
+/// `raw` is split's JSON answer with `status` (not hyper's bare one) and the
+/// connection is closed after it.
+fn assert_split_error(raw: &str, status: &str, msg_prefix: &str) {
+    let (head, body) = raw.split_once("\r\n\r\n").expect(raw);
+    assert!(
+        head.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+        "{head}"
+    );
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("\r\nserver: split/"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: application/json"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    let json: serde_json::Value = serde_json::from_str(body).expect(body);
+    let msg = json["error_msg"].as_str().expect(body);
+    assert!(msg.starts_with(msg_prefix), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
