@@ -16,40 +16,15 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-8}
 TOP=${TOP:-30}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-say() { printf '%s\n' "profile: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+BENCH_TAG=profile
+WAIT_SECS=60 # valgrind starts slowly
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)"
 command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
-if [ -z "${SPLIT_PROXY:-}" ]; then
-    cargo build --quiet --release -p split-proxy --manifest-path "$ROOT/Cargo.toml" >&2
-    SPLIT_PROXY="${CARGO_TARGET_DIR:-$ROOT/target}/release/split-proxy"
-fi
-if [ -z "${BENCH_BACKEND:-}" ]; then
-    cargo build --quiet --release --manifest-path "$ROOT/bench/backend/Cargo.toml" >&2
-    BENCH_BACKEND="${CARGO_TARGET_DIR:-$ROOT/bench/backend/target}/release/bench-backend"
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/split-profile.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_for() { # file pattern [n], max 60 s (valgrind starts slowly)
-    local n=${3:-1} count
-    for _ in $(seq 600); do
-        count=$(grep -c -- "$2" "$1" 2>/dev/null || true)
-        if [ "${count:-0}" -ge "$n" ]; then return 0; fi
-        sleep 0.1
-    done
-    die "timed out waiting for '$2' in $1: $(tail -5 "$1" 2>/dev/null)"
-}
+build_binaries
+make_workdir split-profile
 
 "$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 --threads 1 >"$WORK/backend.out" 2>&1 &
 PIDS+=("$!")

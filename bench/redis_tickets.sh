@@ -14,57 +14,13 @@ set -euo pipefail
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-say() { printf '%s\n' "bench: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+BENCH_TAG=bench
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-if ((${#missing[@]})); then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
-fi
-
-if [ -z "${SPLIT_PROXY:-}" ]; then
-    say "building split-proxy (release)"
-    cargo build --quiet --release -p split-proxy --manifest-path "$ROOT/Cargo.toml" >&2
-    SPLIT_PROXY="${CARGO_TARGET_DIR:-$ROOT/target}/release/split-proxy"
-fi
-if [ -z "${BENCH_BACKEND:-}" ]; then
-    say "building bench-backend (release)"
-    cargo build --quiet --release --manifest-path "$ROOT/bench/backend/Cargo.toml" >&2
-    BENCH_BACKEND="${CARGO_TARGET_DIR:-$ROOT/bench/backend/target}/release/bench-backend"
-fi
-[ -x "$SPLIT_PROXY" ] || die "split-proxy binary not found at $SPLIT_PROXY"
-[ -x "$BENCH_BACKEND" ] || die "bench-backend binary not found at $BENCH_BACKEND"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/split-redis-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits (max 20 s) until FILE has at least N lines matching PATTERN.
-wait_for() {
-    local file=$1 pattern=$2 n=${3:-1} count
-    for _ in $(seq 200); do
-        count=$(grep -c -- "$pattern" "$file" 2>/dev/null || true)
-        if [ "${count:-0}" -ge "$n" ]; then return 0; fi
-        sleep 0.1
-    done
-    die "timed out waiting for '$pattern' in $file: $(tail -5 "$file" 2>/dev/null)"
-}
+install_missing wrk:wrk redis-server:redis-server
+build_binaries
+make_workdir split-redis-bench
 
 "$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 --threads 1 \
     >"$WORK/backend.out" 2>&1 &

@@ -24,8 +24,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # taskset prefix for a CPU list, or nothing.
 pin() { [ -n "${1:-}" ] && echo "taskset -c $1"; true; }
-say() { printf '%s\n' "bench: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+BENCH_TAG=bench
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # Seconds in a wrk duration (10s, 500ms, 1m), rounded up; used only for timeouts.
 seconds_of() {
@@ -39,33 +40,10 @@ seconds_of() {
     esac
 }
 
-# --- tools -------------------------------------------------------------------------------
-missing=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-if ((${#missing[@]})); then
-    say "installing ${missing[*]}"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
-fi
+# --- tools and binaries ------------------------------------------------------------------
+install_missing nginx:nginx-light haproxy:haproxy wrk:wrk
 export PATH="$PATH:/usr/sbin:/sbin"
-
-# --- binaries ----------------------------------------------------------------------------
-if [ -z "${SPLIT_PROXY:-}" ]; then
-    say "building split-proxy (release)"
-    cargo build --quiet --release -p split-proxy --manifest-path "$ROOT/Cargo.toml" >&2
-    SPLIT_PROXY="${CARGO_TARGET_DIR:-$ROOT/target}/release/split-proxy"
-fi
-if [ -z "${BENCH_BACKEND:-}" ]; then
-    say "building bench-backend (release)"
-    cargo build --quiet --release --manifest-path "$ROOT/bench/backend/Cargo.toml" >&2
-    BENCH_BACKEND="${CARGO_TARGET_DIR:-$ROOT/bench/backend/target}/release/bench-backend"
-fi
-[ -x "$SPLIT_PROXY" ] || die "split-proxy binary not found at $SPLIT_PROXY"
-[ -x "$BENCH_BACKEND" ] || die "bench-backend binary not found at $BENCH_BACKEND"
+build_binaries
 
 # --- file descriptors --------------------------------------------------------------------
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -78,46 +56,14 @@ if (( 2 * IDLE_CONNS + 300 > NOFILE )); then
 fi
 
 # --- temp dir and cleanup ----------------------------------------------------------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/split-bench.XXXXXX")
+make_workdir split-bench
 chmod 755 "$WORK" # nginx workers may run as an unprivileged user
-PIDS=()
-cleanup() {
-    local pid child
-    for pid in $(jobs -p); do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for child in $(pgrep -P "$pid" 2>/dev/null); do kill -TERM "$child" 2>/dev/null || true; done
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for _ in $(seq 30); do
-        local alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # Runs a command in the background and waits for it, so INT/TERM are handled at once
 # (bash runs traps only after a foreground child ends).
 interruptible() {
     "$@" &
     wait "$!"
-}
-
-# Waits (max 20 s) until FILE has at least N lines matching PATTERN.
-wait_for() {
-    local file=$1 pattern=$2 n=${3:-1} count
-    for _ in $(seq 200); do
-        # The file may not exist yet: the background job creates it.
-        count=$(grep -c -- "$pattern" "$file" 2>/dev/null || true)
-        if [ "${count:-0}" -ge "$n" ]; then return 0; fi
-        sleep 0.1
-    done
-    die "timed out waiting for '$pattern' in $file: $(tail -5 "$file" 2>/dev/null)"
 }
 
 # --- backend (arm A and arm B) -----------------------------------------------------------

@@ -90,6 +90,24 @@ async fn admin(
         .await
 }
 
+/// PUTs `body` through `gw`'s Admin API at `path`, asserting 201 Created.
+async fn put_created(client: &Client, gw: &Gateway, path: &str, body: &str) {
+    let r = admin(client, gw, Method::PUT, path, body).await;
+    assert_eq!(r.status, 201, "PUT {path}: {}", r.text());
+}
+
+/// Two `traditional` gateways on `etcd_url`, both ready.
+async fn two_ready_gateways(client: &Client, etcd_url: &str) -> [(Gateway, tempfile::TempDir); 2] {
+    let pair = [
+        gateway(etcd_url, "traditional"),
+        gateway(etcd_url, "traditional"),
+    ];
+    for (gw, _) in &pair {
+        wait_ready(client, gw).await;
+    }
+    pair
+}
+
 fn route(uri: &str, node: &str) -> String {
     json!({"uri": uri, "upstream": {"type": "roundrobin", "nodes": {node: 1}}}).to_string()
 }
@@ -103,10 +121,7 @@ async fn a_put_through_gateway_a_is_live_on_gateway_b_within_a_second() {
     let etcd = Etcd::start();
     let mock = Mock::http("m");
     let client = Client::new();
-    let (a, _da) = gateway(&etcd.url(), "traditional");
-    let (b, _db) = gateway(&etcd.url(), "traditional");
-    wait_ready(&client, &a).await;
-    wait_ready(&client, &b).await;
+    let [(a, _da), (b, _db)] = two_ready_gateways(&client, &etcd.url()).await;
     assert_eq!(
         client
             .get(&format!("http://{}/healthz", b.metrics))
@@ -190,19 +205,14 @@ async fn etcd_loss_keeps_serving_and_recovery_picks_up_writes_made_meanwhile() {
     let mut etcd = Etcd::start();
     let mock = Mock::http("m");
     let client = Client::new();
-    let (a, _da) = gateway(&etcd.url(), "traditional");
-    let (b, _db) = gateway(&etcd.url(), "traditional");
-    wait_ready(&client, &a).await;
-    wait_ready(&client, &b).await;
-    let r = admin(
+    let [(a, _da), (b, _db)] = two_ready_gateways(&client, &etcd.url()).await;
+    put_created(
         &client,
         &a,
-        Method::PUT,
         "/routes/before",
         &route("/before", &mock.node()),
     )
     .await;
-    assert_eq!(r.status, 201, "{}", r.text());
     assert!(
         eventually(Duration::from_secs(2), || async {
             client.get(&b.url("/before")).await.status == 200
@@ -332,19 +342,14 @@ async fn a_data_plane_serves_keys_written_in_apisix_format_and_reports_bad_ones(
 async fn concurrent_admin_writes_through_two_gateways_lose_no_update() {
     let etcd = Etcd::start();
     let client = Client::new();
-    let (a, _da) = gateway(&etcd.url(), "traditional");
-    let (b, _db) = gateway(&etcd.url(), "traditional");
-    wait_ready(&client, &a).await;
-    wait_ready(&client, &b).await;
-    let r = admin(
+    let [(a, _da), (b, _db)] = two_ready_gateways(&client, &etcd.url()).await;
+    put_created(
         &client,
         &a,
-        Method::PUT,
         "/upstreams/u",
         r#"{"nodes":{"127.0.0.1:1":1},"labels":{"base":"1"}}"#,
     )
     .await;
-    assert_eq!(r.status, 201, "{}", r.text());
     let gws = Arc::new([a, b]);
     let mut tasks = Vec::new();
     for i in 0..20 {

@@ -4,21 +4,15 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::gateway::{sample, start, Gateway};
+use common::server::{respond, TestServer};
 use common::Client;
-use http::Response;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 /// A node whose `/health` status and real-traffic status can be switched.
 struct Node {
@@ -26,83 +20,35 @@ struct Node {
     health: Arc<AtomicU16>,
     status: Arc<AtomicU16>,
     hits: Arc<AtomicUsize>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: TestServer,
 }
 
 impl Node {
     fn start() -> Node {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let health = Arc::new(AtomicU16::new(200));
         let status = Arc::new(AtomicU16::new(200));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (h, s, c) = (Arc::clone(&health), Arc::clone(&status), Arc::clone(&hits));
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let serve = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        let (h, s, c) = (Arc::clone(&h), Arc::clone(&s), Arc::clone(&c));
-                        tokio::spawn(async move {
-                            let service =
-                                service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                                    let code = if req.uri().path() == "/health" {
-                                        h.load(Ordering::SeqCst)
-                                    } else {
-                                        c.fetch_add(1, Ordering::SeqCst);
-                                        s.load(Ordering::SeqCst)
-                                    };
-                                    let mut res =
-                                        Response::new(Full::new(Bytes::from_static(b"{}")));
-                                    *res.status_mut() = http::StatusCode::from_u16(code)
-                                        .unwrap_or(http::StatusCode::OK);
-                                    async move { Ok::<_, Infallible>(res) }
-                                });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = serve => {}
-                    _ = stop_rx => {}
-                }
-            });
+        let server = TestServer::start(move |req| {
+            let code = if req.uri().path() == "/health" {
+                h.load(Ordering::SeqCst)
+            } else {
+                c.fetch_add(1, Ordering::SeqCst);
+                s.load(Ordering::SeqCst)
+            };
+            Box::pin(async move { respond(code, b"{}") })
         });
         Node {
-            addr,
+            addr: server.addr,
             health,
             status,
             hits,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
     fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -64,6 +64,19 @@ fn node_of(addr: std::net::SocketAddr) -> Value {
     json!({"type": "roundrobin", "nodes": {addr.to_string(): 1}})
 }
 
+/// POSTs the chat body as JSON to `path`.
+async fn post_chat(client: &Client, gw: &Gateway, path: &str) -> common::Reply {
+    client
+        .send(Method::POST, &gw.url(path), &json_ct(), CHAT)
+        .await
+}
+
+/// PUTs `body` to the Admin API at `path`, asserting 201 Created.
+async fn put_created(client: &Client, gw: &Gateway, path: &str, body: &Value) {
+    let r = admin(client, gw, Method::PUT, path, body).await;
+    assert_eq!(r.status, 201, "PUT {path}: {}", r.text());
+}
+
 async fn admin(
     client: &Client,
     gw: &Gateway,
@@ -127,15 +140,13 @@ async fn injected_key_reaches_upstream_and_never_the_log_or_admin_get() {
         },
         "upstream": up
     });
-    let r = admin(&client, &gw, Method::PUT, "routes/keyed", &route).await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    put_created(&client, &gw, "routes/keyed", &route).await;
     let literal = json!({
         "uri": "/literal",
         "plugins": {"proxy-rewrite": {"headers": {"Authorization": "Bearer sk-literal-stored"}}},
         "upstream": up
     });
-    let r = admin(&client, &gw, Method::PUT, "routes/literal", &literal).await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    put_created(&client, &gw, "routes/literal", &literal).await;
     let missing = json!({
         "uri": "/missing",
         "plugins": {"proxy-rewrite": {"headers": {"Authorization": "Bearer $env://SPLIT_TEST_UNSET_KEY"}}},
@@ -168,30 +179,19 @@ async fn injected_key_reaches_upstream_and_never_the_log_or_admin_get() {
     assert_eq!(hit.uri, "/chat/completions?x=1");
 
     // Query key: removed from the upstream query, other arguments kept.
-    let r = client
-        .send(
-            Method::POST,
-            &gw.url("/chat/completions?apikey=client-key-1&x=2"),
-            &json_ct(),
-            CHAT,
-        )
-        .await;
+    let r = post_chat(&client, &gw, "/chat/completions?apikey=client-key-1&x=2").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let hit = mock.hits().pop().unwrap();
     assert_eq!(hit.uri, "/chat/completions?x=2");
     assert_eq!(hit.headers["authorization"], format!("Bearer {SECRET}"));
 
     // Still refused without a key.
-    let r = client
-        .send(Method::POST, &gw.url("/chat/completions"), &json_ct(), CHAT)
-        .await;
+    let r = post_chat(&client, &gw, "/chat/completions").await;
     assert_eq!(r.status, 401);
 
     // A variable that is not set: 502 naming the reference, nothing sent upstream.
     let before = mock.hits().len();
-    let r = client
-        .send(Method::POST, &gw.url("/missing"), &json_ct(), CHAT)
-        .await;
+    let r = post_chat(&client, &gw, "/missing").await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(
         r.json(),
@@ -253,9 +253,7 @@ async fn status_429_on_one_arm_is_served_by_the_other_with_exact_counts() {
     );
     let client = Client::new();
     for _ in 0..20 {
-        let r = client
-            .send(Method::POST, &gw.url("/chat"), &json_ct(), CHAT)
-            .await;
+        let r = post_chat(&client, &gw, "/chat").await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
     // The split picks `a` for exactly 10 of 20; each of those went to `b` as well.
@@ -308,9 +306,7 @@ async fn fallback_off_keeps_the_old_behaviour() {
     let client = Client::new();
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        let r = client
-            .send(Method::POST, &gw.url("/chat"), &json_ct(), CHAT)
-            .await;
+        let r = post_chat(&client, &gw, "/chat").await;
         statuses.push(r.status);
     }
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5);
@@ -346,14 +342,7 @@ async fn retry_after_skips_the_arm_until_it_expires() {
     let gw = standalone(dir.path(), &doc);
     let client = Client::new();
     let send = || async {
-        let r = client
-            .send(
-                Method::POST,
-                &gw.url("/v1/chat/completions"),
-                &json_ct(),
-                CHAT,
-            )
-            .await;
+        let r = post_chat(&client, &gw, "/v1/chat/completions").await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.headers["x-split-mock"], "healthy");
     };
@@ -401,9 +390,7 @@ async fn connect_refused_goes_to_the_other_arm() {
     let gw = standalone(dir.path(), &doc);
     let client = Client::new();
     for _ in 0..6 {
-        let r = client
-            .send(Method::POST, &gw.url("/chat"), &json_ct(), CHAT)
-            .await;
+        let r = post_chat(&client, &gw, "/chat").await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
     assert_eq!(mock.count("/chat"), 6);
@@ -534,9 +521,7 @@ async fn an_exhausted_budget_returns_the_last_error() {
     let client = Client::new();
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let r = client
-            .send(Method::POST, &gw.url("/chat"), &json_ct(), CHAT)
-            .await;
+        let r = post_chat(&client, &gw, "/chat").await;
         assert_eq!(r.json()["mock"], "m", "the upstream's own body");
         statuses.push(r.status);
     }
@@ -578,14 +563,7 @@ async fn an_exhausted_budget_returns_the_last_error() {
     let gw = standalone(dir.path(), &doc);
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let r = client
-            .send(
-                Method::POST,
-                &gw.url("/v1/chat/completions"),
-                &json_ct(),
-                CHAT,
-            )
-            .await;
+        let r = post_chat(&client, &gw, "/v1/chat/completions").await;
         statuses.push(r.status);
     }
     statuses.sort_unstable();

@@ -5,97 +5,54 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::gateway::{sample, start, Gateway};
+use common::server::{respond, TestServer};
 use common::{Client, Mock};
-use http::{Method, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::Method;
+use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::json;
-use tokio::sync::oneshot;
 
 /// A local OTLP/HTTP receiver on 127.0.0.1:0.
 struct Receiver {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: TestServer,
 }
 
 impl Receiver {
     fn start() -> Receiver {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let store = Arc::clone(&requests);
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let serve = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        let store = Arc::clone(&store);
-                        tokio::spawn(async move {
-                            let service =
-                                service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                                    let store = Arc::clone(&store);
-                                    async move {
-                                        let ok = req.uri().path() == "/v1/traces"
-                                            && req.headers()["content-type"]
-                                                == "application/x-protobuf";
-                                        let body =
-                                            req.into_body().collect().await.map(|b| b.to_bytes());
-                                        let decoded = body.ok().and_then(|b| {
-                                            ExportTraceServiceRequest::decode(b).ok()
-                                        });
-                                        let status = match (ok, decoded) {
-                                            (true, Some(request)) => {
-                                                store.lock().unwrap().push(request);
-                                                200
-                                            }
-                                            _ => 400,
-                                        };
-                                        let mut res = Response::new(Full::new(Bytes::new()));
-                                        *res.status_mut() =
-                                            http::StatusCode::from_u16(status).unwrap();
-                                        Ok::<_, Infallible>(res)
-                                    }
-                                });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
+        let server = TestServer::start(move |req| {
+            let store = Arc::clone(&store);
+            Box::pin(async move {
+                let ok = req.uri().path() == "/v1/traces"
+                    && req.headers()["content-type"] == "application/x-protobuf";
+                let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                let decoded = body
+                    .ok()
+                    .and_then(|b| ExportTraceServiceRequest::decode(b).ok());
+                match (ok, decoded) {
+                    (true, Some(request)) => {
+                        store.lock().unwrap().push(request);
+                        respond(200, b"")
                     }
-                };
-                tokio::select! {
-                    _ = serve => {}
-                    _ = stop_rx => {}
+                    _ => respond(400, b""),
                 }
-            });
+            })
         });
         Receiver {
-            addr,
+            addr: server.addr,
             requests,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -114,17 +71,6 @@ impl Receiver {
     fn wait_spans(&self, n: usize) -> Vec<Span> {
         common::wait_until(Duration::from_secs(10), || self.spans().len() >= n);
         self.spans()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

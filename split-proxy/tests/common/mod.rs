@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod gateway;
 pub mod guide;
 pub mod redis;
+pub mod server;
 pub mod tls;
 pub mod upstream;
 

@@ -1,0 +1,78 @@
+# Shared by the bench scripts (sourced, not run): logging, tool installation, release
+# builds of split-proxy and the bench backend, a temp dir with process cleanup, and a
+# bounded wait for log lines. The sourcing script sets ROOT and BENCH_TAG first.
+
+say() { printf '%s\n' "${BENCH_TAG:-bench}: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# install_missing CMD:PACKAGE...: apt-get installs the packages whose command is absent.
+install_missing() {
+    local pair missing=()
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] ||
+            missing+=("${pair#*:}")
+    done
+    ((${#missing[@]})) || return 0
+    say "installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+}
+
+# Sets SPLIT_PROXY and BENCH_BACKEND, building release binaries unless given.
+build_binaries() {
+    if [ -z "${SPLIT_PROXY:-}" ]; then
+        say "building split-proxy (release)"
+        cargo build --quiet --release -p split-proxy --manifest-path "$ROOT/Cargo.toml" >&2
+        SPLIT_PROXY="${CARGO_TARGET_DIR:-$ROOT/target}/release/split-proxy"
+    fi
+    if [ -z "${BENCH_BACKEND:-}" ]; then
+        say "building bench-backend (release)"
+        cargo build --quiet --release --manifest-path "$ROOT/bench/backend/Cargo.toml" >&2
+        BENCH_BACKEND="${CARGO_TARGET_DIR:-$ROOT/bench/backend/target}/release/bench-backend"
+    fi
+    [ -x "$SPLIT_PROXY" ] || die "split-proxy binary not found at $SPLIT_PROXY"
+    [ -x "$BENCH_BACKEND" ] || die "bench-backend binary not found at $BENCH_BACKEND"
+}
+
+# make_workdir NAME: sets WORK to a fresh temp dir and PIDS to (); on exit every process
+# in PIDS (and its children) gets TERM, then KILL after 3 s, and WORK is removed
+# (kept with KEEP=1).
+make_workdir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    PIDS=()
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+cleanup() {
+    local pid child
+    for pid in $(jobs -p); do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for child in $(pgrep -P "$pid" 2>/dev/null); do kill -TERM "$child" 2>/dev/null || true; done
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for _ in $(seq 30); do
+        local alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+
+# wait_for FILE PATTERN [N]: waits until FILE has at least N lines matching PATTERN, at
+# most WAIT_SECS (20) seconds.
+wait_for() {
+    local file=$1 pattern=$2 n=${3:-1} count
+    for _ in $(seq $((${WAIT_SECS:-20} * 10))); do
+        # The file may not exist yet: the background job creates it.
+        count=$(grep -c -- "$pattern" "$file" 2>/dev/null || true)
+        if [ "${count:-0}" -ge "$n" ]; then return 0; fi
+        sleep 0.1
+    done
+    die "timed out waiting for '$pattern' in $file: $(tail -5 "$file" 2>/dev/null)"
+}
