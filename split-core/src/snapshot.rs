@@ -89,6 +89,9 @@ pub struct CompiledUpstream {
     pub key: UpstreamKey,
     /// Node selector over the highest priority group.
     pub selector: Selector,
+    /// Node indexes grouped by priority, highest first (see `priority_groups`);
+    /// computed once at compile time so request plans allocate nothing but the plan.
+    pub groups: Vec<Vec<usize>>,
 }
 
 impl CompiledUpstream {
@@ -97,7 +100,7 @@ impl CompiledUpstream {
     /// `effective_retries() + 1` entries. Empty nodes → empty plan (502).
     pub fn plan(&self, ticket: u64, key: Option<&[u8]>) -> Vec<usize> {
         let nodes = &self.upstream.nodes;
-        let groups = priority_groups(nodes);
+        let groups = &self.groups;
         let Some(top) = groups.first() else {
             return Vec::new();
         };

@@ -195,7 +195,8 @@ async fn route_and_forward(
             Step::Reject(response) => return Routed::Local(response),
             Step::NotFound => return Routed::Local(reply::route_not_found()),
             Step::NeedTicket(route, key, conf) => {
-                let ticket = crate::redis_tickets::fleet_ticket(gw, route, key, conf).await;
+                let ticket =
+                    Box::pin(crate::redis_tickets::fleet_ticket(gw, route, key, conf)).await;
                 preset = Some((key, ticket));
             }
             Step::NeedBody => match read_body(body, gw.max_body).await {
@@ -208,7 +209,13 @@ async fn route_and_forward(
         return Routed::Local(reply::route_not_found());
     };
     if let Some(pending) = admitted.redis_limit.take() {
-        match crate::plugins::limit_redis::limit(&gw.shared.clients, route, &pending).await {
+        match Box::pin(crate::plugins::limit_redis::limit(
+            &gw.shared.clients,
+            route,
+            &pending,
+        ))
+        .await
+        {
             Ok(quota) => admitted.quota = quota,
             Err(response) => return Routed::Local(*response),
         }
@@ -272,7 +279,12 @@ async fn forward_decided(
             ticket,
             chash_key,
         };
-        return crate::fallback::forward(gw, route, decision, conf, req, body, record).await;
+        // Boxed: the fallback state machine is larger than the direct path's, and every
+        // request's handler future would otherwise carry its size.
+        return Box::pin(crate::fallback::forward(
+            gw, route, decision, conf, req, body, record,
+        ))
+        .await;
     }
     if let (Some(rule), Some(arm)) = (decision.rule, decision.arm_label) {
         gw.observer.metrics.arm_request(route_label, rule, arm);

@@ -1,7 +1,7 @@
 //! Node plans that skip unhealthy nodes.
 
 use crate::select::{PickInput, Select};
-use crate::snapshot::{priority_groups, CompiledUpstream};
+use crate::snapshot::CompiledUpstream;
 
 impl CompiledUpstream {
     /// Like [`CompiledUpstream::plan`], without the nodes whose `healthy[i]` is false.
@@ -17,7 +17,7 @@ impl CompiledUpstream {
         if (0..nodes.len()).all(ok) {
             return self.plan(ticket, key);
         }
-        let groups = priority_groups(nodes);
+        let groups = &self.groups;
         let healthy_groups: Vec<Vec<usize>> = groups
             .iter()
             .map(|g| g.iter().copied().filter(|&i| ok(i)).collect::<Vec<_>>())

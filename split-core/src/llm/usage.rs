@@ -64,17 +64,19 @@ pub enum BodyFormat {
 impl BodyFormat {
     /// The format for a response `Content-Type`, if usage can be read from it.
     pub fn from_content_type(content_type: &str) -> Option<BodyFormat> {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match essence.as_str() {
-            "text/event-stream" => Some(BodyFormat::EventStream),
-            "application/json" => Some(BodyFormat::Json),
-            e if e.starts_with("application/") && e.ends_with("+json") => Some(BodyFormat::Json),
-            _ => None,
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        let is = |name: &str| essence.eq_ignore_ascii_case(name);
+        let (kind, subtype) = essence.split_once('/').unwrap_or((essence, ""));
+        if is("text/event-stream") {
+            Some(BodyFormat::EventStream)
+        } else if is("application/json")
+            || (kind.eq_ignore_ascii_case("application")
+                && subtype.len() >= 5
+                && subtype.as_bytes()[subtype.len() - 5..].eq_ignore_ascii_case(b"+json"))
+        {
+            Some(BodyFormat::Json)
+        } else {
+            None
         }
     }
 }
@@ -252,7 +254,7 @@ fn usage_in(data: &[u8]) -> Option<Usage> {
 fn last_usage(hay: &[u8]) -> Option<Usage> {
     const KEY: &[u8] = b"\"usage\"";
     let mut end = hay.len();
-    while let Some(pos) = hay[..end].windows(KEY.len()).rposition(|w| w == KEY) {
+    while let Some(pos) = memchr::memmem::rfind(&hay[..end], KEY) {
         end = pos;
         // `\"usage\"` inside a string is escaped text, not the key.
         if pos > 0 && hay[pos - 1] == b'\\' {
@@ -266,10 +268,9 @@ fn last_usage(hay: &[u8]) -> Option<Usage> {
         if !after.starts_with(b"{") {
             continue;
         }
-        let mut values =
-            serde_json::Deserializer::from_slice(after).into_iter::<serde_json::Value>();
-        if let Some(Ok(value)) = values.next() {
-            if let Some(usage) = Usage::from_value(&value) {
+        let mut values = serde_json::Deserializer::from_slice(after).into_iter::<UsageObject>();
+        if let Some(Ok(UsageObject(usage))) = values.next() {
+            if usage != Usage::default() {
                 return Some(usage);
             }
         }
@@ -286,7 +287,95 @@ fn skip_ws(bytes: &[u8]) -> &[u8] {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
+}
+
+/// A `usage` object read without building a `serde_json::Value` (no allocation): the
+/// same counts as [`Usage::from_value`] — unsigned integers only, other values and
+/// other keys ignored, the last of repeated keys wins.
+struct UsageObject(Usage);
+
+impl<'de> serde::Deserialize<'de> for UsageObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = UsageObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a usage object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UsageObject, A::Error> {
+                let mut usage = Usage::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match &*key {
+                        "prompt_tokens" => &mut usage.prompt_tokens,
+                        "completion_tokens" => &mut usage.completion_tokens,
+                        "total_tokens" => &mut usage.total_tokens,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<Count>()?.0;
+                }
+                Ok(UsageObject(usage))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+/// A JSON value that counts when it is an unsigned integer (`Value::as_u64`).
+struct Count(Option<u64>);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Any;
+        impl<'de> serde::de::Visitor<'de> for Any {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Count, E> {
+                Ok(Count(Some(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Count, E> {
+                Ok(Count(u64::try_from(v).ok()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Count, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Count(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Count, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Count(None))
+            }
+        }
+        d.deserialize_any(Any)
+    }
 }
 
 #[cfg(test)]
@@ -385,7 +474,15 @@ mod tests {
             BodyFormat::from_content_type("application/problem+json"),
             Some(BodyFormat::Json)
         );
+        assert_eq!(
+            BodyFormat::from_content_type("APPLICATION/Problem+JSON ; x=1"),
+            Some(BodyFormat::Json)
+        );
         assert_eq!(BodyFormat::from_content_type("text/plain"), None);
+        assert_eq!(BodyFormat::from_content_type("application/+jso"), None);
+        assert_eq!(BodyFormat::from_content_type("text/x+json"), None);
+        assert_eq!(BodyFormat::from_content_type("é/é+json"), None);
+        assert_eq!(BodyFormat::from_content_type("application/ééé"), None);
     }
 
     #[test]
@@ -425,6 +522,25 @@ mod tests {
                 let parts = split_at_points(&body, points.clone());
                 prop_assert_eq!(scan(format, &parts), whole);
             }
+        }
+
+        /// The allocation-free reader agrees with `Usage::from_value` on any object
+        /// built from the three keys, other keys and values of every JSON type.
+        #[test]
+        fn usage_object_reads_like_from_value(
+            entries in proptest::collection::vec((0usize..5, 0usize..8), 0..8),
+        ) {
+            let keys = ["prompt_tokens", "completion_tokens", "total_tokens", "other", "tokens"];
+            let values = ["7", "0", "-3", "1.5", "\"9\"", "null", "[1,{\"a\":2}]", "{\"total_tokens\":4}"];
+            let body: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("\"{}\":{}", keys[*k], values[*v]))
+                .collect();
+            let text = format!("{{{}}}", body.join(","));
+            let fast = serde_json::from_str::<UsageObject>(&text).map(|u| u.0).ok();
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let slow = Usage::from_value(&value).unwrap_or_default();
+            prop_assert_eq!(fast, Some(slow), "{}", text);
         }
 
         #[test]

@@ -352,5 +352,6 @@ pub(crate) fn compile_upstream(upstream: Arc<Upstream>, key: UpstreamKey) -> Arc
         upstream,
         key,
         selector,
+        groups,
     })
 }

@@ -95,7 +95,10 @@ impl Pool {
             return Ok(lease);
         }
         let name = format!("{}:{}", key.host, key.port);
-        let fresh = tokio::time::timeout(connect_timeout, self.open(key, connect_timeout));
+        // Boxed: opening (TCP, TLS, handshake) is the rare path and its state is large;
+        // unboxed it would be part of every request's future.
+        let fresh =
+            tokio::time::timeout(connect_timeout, Box::pin(self.open(key, connect_timeout)));
         match fresh.await {
             Ok(result) => result,
             Err(_) => Err(ConnectError::Timeout(connect_timeout, name)),
