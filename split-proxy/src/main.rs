@@ -40,6 +40,7 @@ mod reply;
 mod request_edit;
 mod roles;
 mod secrets;
+mod send;
 mod serve;
 mod server;
 mod settings;
