@@ -13,6 +13,7 @@ mod fallback_sse;
 mod forward;
 mod guard;
 mod guard_admin;
+mod guard_store;
 mod headers;
 mod health;
 mod health_probe;
