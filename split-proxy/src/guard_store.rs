@@ -302,6 +302,50 @@ mod tests {
         assert!(parse(&text).unwrap().is_empty(), "{text}");
     }
 
+    /// A snapshot of one route `g` whose rule has arms `stable` and `canary` (weights
+    /// 3 and `canary_weight`), guarded or not.
+    fn snapshot(dir: &Path, canary_weight: u32, guarded: bool) -> Snapshot {
+        let mut rule = serde_json::json!({"weighted_upstreams": [
+            {"name": "stable", "weight": 3, "upstream": {"nodes": {"127.0.0.1:1": 1}}},
+            {"name": "canary", "weight": canary_weight,
+             "upstream": {"nodes": {"127.0.0.1:2": 1}}}
+        ]});
+        if guarded {
+            rule["guard"] = serde_json::json!({"max_error_rate": 0.5});
+        }
+        let doc = serde_json::json!({"routes": [{"id": "g", "uri": "/x",
+            "plugins": {"traffic-split": {"rules": [rule]}}}]});
+        let file = dir.join("apisix.json");
+        std::fs::write(&file, doc.to_string()).unwrap();
+        crate::standalone::load(&file).unwrap().0
+    }
+
+    #[test]
+    fn only_trips_of_the_same_guarded_rule_and_arm_stay_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = snapshot(dir.path(), 1, true);
+        let key = now.routes[0].rules[0].key;
+        assert!(still_valid(&now, key, &trip("g", 1, "canary", 0)));
+        assert!(!still_valid(
+            &now,
+            RuleKey(key.0 ^ 1),
+            &trip("g", 1, "canary", 0)
+        ));
+        assert!(!still_valid(&now, key, &trip("g", 1, "other", 0)));
+        assert!(!still_valid(&now, key, &trip("g", 2, "canary", 0)));
+        assert!(!still_valid(&now, key, &trip("gone", 1, "canary", 0)));
+        // Changed arms change the rule's key; an unguarded rule keeps no trip.
+        let reweighted = snapshot(dir.path(), 2, true);
+        assert_ne!(reweighted.routes[0].rules[0].key, key);
+        assert!(!still_valid(&reweighted, key, &trip("g", 1, "canary", 0)));
+        let unguarded = snapshot(dir.path(), 1, false);
+        assert_eq!(
+            unguarded.routes[0].rules[0].key, key,
+            "guard is not in the key"
+        );
+        assert!(!still_valid(&unguarded, key, &trip("g", 1, "canary", 0)));
+    }
+
     #[test]
     fn rule_keys_keep_all_64_bits() {
         let text = render(&[(RuleKey(u64::MAX), trip("g", 1, "c", 0))]);
