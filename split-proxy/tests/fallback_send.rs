@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::gateway::{sample, start, Gateway};
-use common::Client;
+use common::{wait_until, Client};
 use http::Method;
 use serde_json::{json, Value};
 use split_sim::upstream::{spawn, FaultPlan, RunningUpstream, UpstreamConfig};
@@ -68,13 +68,16 @@ async fn chat(client: &Client, gw: &Gateway, n: usize) -> Vec<u16> {
 async fn passive_checks_take_a_failing_node_out_of_a_fallback_route() {
     let good = sim("good", 0.0, 500);
     let bad = sim("bad", 1.0, 500);
-    // TCP probes only (both nodes accept connections), rarely: what takes `bad` out is
-    // the passive check on the 500s of real traffic.
+    // Active probes are required: TCP probes of a closed port, rarely, far from their
+    // limit. A failed probe never resets the passive HTTP failure count (a successful
+    // one would, racing with the traffic); what takes `bad` out is the passive check on
+    // the 500s of real traffic.
     let checks = json!({
         "active": {
             "type": "tcp",
+            "port": dead_port(),
             "healthy": {"interval": 300, "successes": 1},
-            "unhealthy": {"interval": 300, "tcp_failures": 1}
+            "unhealthy": {"interval": 300, "tcp_failures": 254}
         },
         "passive": {"unhealthy": {"http_statuses": [500], "http_failures": 2}}
     });
@@ -120,8 +123,11 @@ async fn passive_checks_take_a_failing_node_out_of_a_fallback_route() {
     assert_eq!(bad.stats().requests, 2);
     let text = gw.metrics_text().await;
     assert_eq!(sample(&text, &status_line), Some(0.0), "{text}");
+    // The log line reaches the test through a pipe and a reader thread.
     assert!(
-        gw.stderr().contains("upstream node is unhealthy"),
+        wait_until(Duration::from_secs(10), || gw
+            .stderr()
+            .contains("upstream node is unhealthy")),
         "{}",
         gw.stderr()
     );
