@@ -16,31 +16,31 @@
 //!   serving arm's; the access log adds `fallback_from` (the first arm) when the request
 //!   moved, and `split_llm_fallbacks_total{route,rule,from_arm,to_arm,reason}` counts
 //!   each move. After the commit, errors pass through and are counted
-//!   (`split_llm_post_commit_errors_total`).
+//!   (`split_llm_post_commit_errors_total`). These metrics carry the `prometheus`
+//!   plugin's route label, as on the direct path.
+//! - Each try is prepared and sent by [`crate::send`], exactly as a request without
+//!   fallback: same header and body edits, the node plan without unhealthy nodes, passive
+//!   health checks fed by its failures and its answer.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, RETRY_AFTER};
-use http::{Response, StatusCode, Version};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{Response, StatusCode};
 use split_core::config::fallback::Fallback;
 use split_core::fallback::{first_arm, retry_after, Attempts, FailReason};
 use split_core::snapshot::{CompiledRoute, CompiledRule, Decision, Rewrites, RuleKey};
 
-use crate::body::{full, stream, ProxyBody};
+use crate::body::{stream, ProxyBody};
 use crate::fallback_body::{buffer, Replay};
 use crate::fallback_sse::{peek, Served, Watched};
-use crate::forward::{
-    forward as send_upstream, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT,
-};
-use crate::headers::{add_forwarded, strip_hop_by_hop};
+use crate::forward::ForwardError;
 use crate::proxy::{ClientBody, Gateway, Routed};
 use crate::record::RequestRecord;
 use crate::reply;
-use crate::request_edit::{model_of, rewrite_body, upstream_path};
-use crate::upload::Progress;
+use crate::request_edit::model_of;
+use crate::send::{failure_reply, send, Answered, Arm, ClientRequest, NotSent, Upload};
 
 /// Most skip windows kept; expired ones are dropped first.
 const MAX_SKIPS: usize = 10_000;
@@ -99,14 +99,8 @@ enum Failure {
 
 /// The request, as each try needs it.
 pub(crate) struct Request {
-    /// Client request head.
-    pub parts: http::request::Parts,
-    /// Normalised path.
-    pub path: String,
-    /// Client Host header.
-    pub host_header: Option<String>,
-    /// Client address.
-    pub remote: IpAddr,
+    /// The client's request.
+    pub client: ClientRequest,
     /// The rule ticket of the split decision (spreads fallback picks).
     pub ticket: u64,
     /// Sticky key of the first arm's upstream.
@@ -131,6 +125,7 @@ pub(crate) async fn forward(
         return Routed::Local(reply::missing_upstream());
     };
     let content_length = req
+        .client
         .parts
         .headers
         .get(CONTENT_LENGTH)
@@ -148,13 +143,14 @@ pub(crate) async fn forward(
     if let Some(Replay::Whole(bytes)) = &replay {
         record.model = model_of(bytes);
     }
+    let route_label = &*route.metrics.label;
     let state = &gw.fallback;
     let skipped = |arm: usize| state.skipped(route_id, rule.key, arm, state.now());
     let first = first_arm(picked, &rule.weights, req.ticket, skipped);
     let label = |i: usize| rule.arms.get(i).map_or("", |a| a.label.as_str());
     if first != picked {
         gw.observer.metrics.fallback(
-            route_id,
+            route_label,
             rule_index,
             label(picked),
             label(first),
@@ -194,9 +190,13 @@ pub(crate) async fn forward(
             reason = %reason.label(),
             "falling back to another arm"
         );
-        gw.observer
-            .metrics
-            .fallback(route_id, rule_index, label(arm), label(to), &reason.label());
+        gw.observer.metrics.fallback(
+            route_label,
+            rule_index,
+            label(arm),
+            label(to),
+            &reason.label(),
+        );
     };
     let (arm, routed) = served;
     record.arm = Some(label(arm).to_owned());
@@ -207,7 +207,7 @@ pub(crate) async fn forward(
     }
     gw.observer
         .metrics
-        .arm_request(route_id, rule_index, label(arm));
+        .arm_request(route_label, rule_index, label(arm));
     routed
 }
 
@@ -289,92 +289,42 @@ async fn attempt(
         let local = reply::missing_upstream();
         return Tried::Failed(FailReason::Connect, Failure::Local(local));
     };
-    let rewrites = Rewrites::new(
-        route.plugins.proxy_rewrite.as_ref(),
-        compiled.rewrite.as_ref(),
-    );
-    let parts = &req.parts;
-    let mut headers = parts.headers.clone();
-    strip_hop_by_hop(&mut headers);
-    headers.remove(HOST);
-    headers.remove(EXPECT);
-    let client_uri = crate::secrets::hide_credentials(
-        route.plugins.key_auth_route.as_ref(),
-        &mut headers,
-        &parts.uri,
-    );
-    add_forwarded(&mut headers, req.remote, parts.headers.get(HOST));
-    if let Err(response) = crate::secrets::apply_headers(&rewrites, &mut headers) {
-        return Tried::Final(*response);
-    }
-    let path_and_query = upstream_path(&rewrites, &req.path, &client_uri);
-    record.upstream_uri = Some(path_and_query.clone());
-    let needs_body = rewrites.iter().any(|r| r.needs_body());
+    let target = Arm {
+        upstream,
+        rewrites: Rewrites::new(
+            route.plugins.proxy_rewrite.as_ref(),
+            compiled.rewrite.as_ref(),
+        ),
+        include_usage: compiled.llm.include_usage,
+        chash_key,
+    };
     let body = match replay {
-        Some(Replay::Whole(bytes)) => match rewrite_body(&rewrites, bytes.clone()) {
-            Ok(b) => {
-                if needs_body {
-                    headers.insert(CONTENT_LENGTH, HeaderValue::from(b.len()));
-                }
-                full(b)
-            }
-            Err(msg) => return Tried::Final(reply::error(StatusCode::BAD_REQUEST, &msg)),
-        },
-        Some(Replay::Once(_)) if needs_body => {
+        Some(Replay::Whole(bytes)) => Upload::Bytes(bytes.clone()),
+        Some(Replay::Once(_)) if target.needs_body() => {
             return Tried::Final(reply::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("request body larger than {} bytes", gw.max_body),
             ))
         }
         Some(Replay::Once(_)) => match replay.take() {
-            Some(Replay::Once(b)) => b,
-            _ => crate::body::empty(),
+            Some(Replay::Once(b)) => Upload::Stream(b),
+            _ => Upload::Stream(crate::body::empty()),
         },
-        None => crate::body::empty(),
+        None => Upload::Stream(crate::body::empty()),
     };
-    let host_override = rewrites.iter().rev().find_map(|r| r.host.clone());
-    let ticket = gw.node_tickets.next(upstream.key.0);
-    let plan = upstream.plan(ticket, chash_key);
-    let timeouts = route.effective_timeout(upstream).unwrap_or(DEFAULT_TIMEOUT);
-    let out = Outgoing {
-        method: parts.method.clone(),
-        path_and_query,
-        headers,
-        host_override,
-        client_host: req.host_header.clone(),
+    let answered = match send(gw, route, target, &req.client, body, record).await {
+        Ok(answered) => answered,
+        Err(NotSent::Refused(response)) => return Tried::Final(*response),
+        Err(NotSent::Failed(e)) => return failed_to_send(e, route_id),
+    };
+    let Answered {
+        head,
         body,
-    };
-    let is_json = crate::request_edit::is_json(&parts.headers);
-    let upload = Progress::new(is_json && record.model.is_none());
-    let metrics = &gw.observer.metrics;
-    let mut on_error = |e: AttemptError<'_>| metrics.upstream_error(route_id, &e.node, e.kind);
-    let result = send_upstream(
-        &gw.pool,
-        upstream,
-        &plan,
-        timeouts,
-        out,
-        Arc::clone(&upload),
-        &mut on_error,
-    )
-    .await;
-    record.bytes_received = upload.bytes();
-    if record.model.is_none() {
-        record.model = upload.model();
-    }
-    let answer = match result {
-        Ok(answer) => answer,
-        Err(e) => return failed_to_send(e, route_id, record),
-    };
-    record.upstream_addr = Some(answer.peer);
-    record.upstream_status = Some(answer.response.status().as_u16());
-    record.upstream_latency = Some(answer.latency);
-    let (mut head, body) = answer.response.into_parts();
-    strip_hop_by_hop(&mut head.headers);
-    head.version = Version::HTTP_11;
+        read: read_timeout,
+    } = answered;
     let status = head.status.as_u16();
     let served = Served {
-        route: route_id.to_owned(),
+        route: route.metrics.label.to_string(),
         rule: record.rule.unwrap_or_default(),
         arm: compiled.label.clone(),
     };
@@ -384,7 +334,7 @@ async fn attempt(
         let res = Response::from_parts(head, body);
         return Tried::Failed(
             FailReason::Status(status),
-            Failure::Answer(res, served, timeouts.read),
+            Failure::Answer(res, served, read_timeout),
         );
     }
     if sse && conf.sse_peek && head.status.is_success() {
@@ -394,62 +344,30 @@ async fn attempt(
             let res = Response::from_parts(head, body);
             return Tried::Failed(
                 FailReason::SseError,
-                Failure::Answer(res, served, timeouts.read),
+                Failure::Answer(res, served, read_timeout),
             );
         }
     }
-    let watched = Watched::new(body, sse, served, Arc::clone(metrics));
+    let watched = Watched::new(body, sse, served, Arc::clone(&gw.observer.metrics));
     Tried::Committed(Routed::Proxied(
         Response::from_parts(head, stream(watched)),
-        timeouts.read,
+        read_timeout,
     ))
 }
 
 /// A connect failure or timeout: the gateway's 502/504 if it is the last try.
-fn failed_to_send(e: ForwardError, route_id: &str, record: &mut RequestRecord) -> Tried {
-    record.upstream_addr = None;
-    record.upstream_status = None;
-    record.upstream_latency = None;
-    match e {
-        ForwardError::NoNodes => Tried::Failed(
-            FailReason::Connect,
-            Failure::Local(reply::error(
-                StatusCode::BAD_GATEWAY,
-                "no valid upstream node",
-            )),
-        ),
-        ForwardError::Failed {
-            timeout: true,
-            reason,
-        } => {
-            tracing::warn!(route = route_id, %reason, "upstream timed out");
-            Tried::Failed(
-                FailReason::Timeout,
-                Failure::Local(reply::error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream timed out",
-                )),
-            )
-        }
-        ForwardError::Failed {
-            timeout: false,
-            reason,
-        } => {
-            tracing::warn!(route = route_id, %reason, "upstream unavailable");
-            Tried::Failed(
-                FailReason::Connect,
-                Failure::Local(reply::error(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("upstream unavailable: {reason}"),
-                )),
-            )
-        }
-    }
+fn failed_to_send(e: ForwardError, route_id: &str) -> Tried {
+    let reason = match e {
+        ForwardError::Failed { timeout: true, .. } => FailReason::Timeout,
+        ForwardError::NoNodes | ForwardError::Failed { .. } => FailReason::Connect,
+    };
+    Tried::Failed(reason, Failure::Local(failure_reply(e, route_id)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     #[test]
     fn skip_windows_expire_and_are_per_arm() {

@@ -3,18 +3,19 @@
 //!
 //! Overrides are keyed by the rule's [`RuleKey`] (route id, rule index and the rule's
 //! arms), so they survive config swaps that leave the rule's arms unchanged (including
-//! edits of the `guard` itself) and end with a rule whose arms changed. They are held in
-//! memory until cleared with `DELETE /apisix/admin/routes/{id}/guard` (see
-//! [`crate::guard_admin`]); a restart clears them too.
+//! edits of the `guard` itself) and end with a rule whose arms changed. They hold until
+//! cleared with `DELETE /apisix/admin/routes/{id}/guard` (see [`crate::guard_admin`]),
+//! across restarts too when the gateway has a data dir (see [`crate::guard_store`]).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use split_core::guard::{primary_arm, ArmHealth, Guard, Outcome, Verdict};
 use split_core::limits::fallback_arm;
-use split_core::snapshot::{CompiledRoute, Decision, Rewrites, RuleKey};
+use split_core::snapshot::{CompiledRoute, Decision, Rewrites, RuleKey, Snapshot};
 
+use crate::guard_store::TripStore;
 use crate::llm_metrics::LlmMetrics;
 use crate::plugins::state::Sharded;
 use crate::record::RequestRecord;
@@ -54,6 +55,8 @@ pub struct GuardState {
     /// Outcomes per arm, with the guard they were judged by (for eviction).
     health: Sharded<(RuleKey, usize), (ArmHealth, Guard)>,
     trips: RwLock<HashMap<(RuleKey, usize), Trip>>,
+    /// Where trips are persisted, once [`GuardState::restore`] set it.
+    store: OnceLock<TripStore>,
 }
 
 impl Default for GuardState {
@@ -62,6 +65,7 @@ impl Default for GuardState {
             epoch: Instant::now(),
             health: Sharded::default(),
             trips: RwLock::new(HashMap::new()),
+            store: OnceLock::new(),
         }
     }
 }
@@ -179,6 +183,8 @@ impl GuardState {
             },
         );
         metrics.set_guard(&target.route, target.rule, &target.label, true);
+        drop(trips);
+        self.persist();
     }
 
     /// The trips of route `id`.
@@ -207,8 +213,64 @@ impl GuardState {
                 cleared.push(trip);
             }
         }
+        drop(trips);
+        if !cleared.is_empty() {
+            self.persist();
+        }
         cleared.sort_by_key(|t| (t.rule, t.arm));
         cleared
+    }
+
+    /// Loads the trips persisted in `store` that still apply to `snapshot` (see
+    /// [`crate::guard_store`]), exports them, and persists every later trip and clear
+    /// there. Called once at start; a second call changes nothing.
+    pub fn restore(&self, store: TripStore, snapshot: &Snapshot, metrics: &LlmMetrics) {
+        let stored = store.load();
+        let mut trips = self.trips.write().unwrap_or_else(|p| p.into_inner());
+        if self.store.set(store).is_err() {
+            return;
+        }
+        let mut dropped = 0;
+        for (key, trip) in stored {
+            if !crate::guard_store::still_valid(snapshot, key, &trip) {
+                dropped += 1;
+                continue;
+            }
+            tracing::warn!(
+                route = %trip.route, rule = trip.rule, arm = %trip.label,
+                reason = %trip.reason,
+                "canary guardrail trip restored: the arm's weight is 0 until cleared"
+            );
+            metrics.set_guard(&trip.route, trip.rule, &trip.label, true);
+            trips.insert((key, trip.arm), trip);
+        }
+        drop(trips);
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "guard trips of rules that changed or are gone were dropped"
+            );
+            self.persist();
+        }
+    }
+
+    /// Writes the current trips to the store, if there is one; a failure is logged (the
+    /// trips still hold in memory).
+    fn persist(&self) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let current = || {
+            let trips = self.trips.read().unwrap_or_else(|p| p.into_inner());
+            trips
+                .iter()
+                .map(|((key, _), t)| (*key, t.clone()))
+                .collect()
+        };
+        if let Err(e) = store.save(current) {
+            tracing::warn!(file = %store.path().display(), error = %e,
+                "cannot persist the guard trips; they hold until restart only");
+        }
     }
 }
 

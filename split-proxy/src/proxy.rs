@@ -6,23 +6,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT, HOST, SERVER};
-use http::{Request, Response, StatusCode, Version};
+use http::header::{HOST, SERVER};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use split_core::request::{normalize_ip, Request as CoreRequest, VarError};
 use split_core::snapshot::{CompiledRoute, Decision, Lookup, Snapshot};
 
-use crate::body::{full, stream, ProxyBody};
-use crate::forward::{forward, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT};
-use crate::headers::{add_forwarded, server_value, strip_hop_by_hop};
+use crate::body::{stream, ProxyBody};
+use crate::headers::server_value;
 use crate::live::Live;
 use crate::observe::{ObservedBody, Observer};
 use crate::record::RequestRecord;
 use crate::reply;
-use crate::request_edit::{model_of, rewrite_body, strip_port, upstream_path};
+use crate::request_edit::strip_port;
+use crate::send::{Arm, ClientRequest, NotSent, Upload};
 use crate::tickets::Tickets;
-use crate::upload::Progress;
 use crate::upstream::pool::Pool;
 
 /// Everything the data plane shares between requests.
@@ -270,12 +269,15 @@ async fn forward_decided(
     record.matched_host = route.route.hosts.first().cloned();
     record.rule = decision.rule;
     record.arm = decision.arm_label.map(str::to_owned);
+    let req = ClientRequest {
+        parts,
+        path,
+        host_header,
+        remote,
+    };
     if let Some(conf) = crate::fallback::policy(route, &decision) {
         let req = crate::fallback::Request {
-            parts,
-            path,
-            host_header,
-            remote,
+            client: req,
             ticket,
             chash_key,
         };
@@ -293,11 +295,13 @@ async fn forward_decided(
     let Some(upstream) = decision.upstream else {
         return Routed::Local(reply::missing_upstream());
     };
-
-    // Rewrites: uri, headers, body (and the arm's `llm.include_usage`).
-    let include_usage = crate::llm_state::include_usage(route, &decision);
-    let needs_body = include_usage || decision.rewrites.iter().any(|r| r.needs_body());
-    if needs_body {
+    let arm = Arm {
+        upstream,
+        rewrites: decision.rewrites,
+        include_usage: crate::llm_state::include_usage(route, &decision),
+        chash_key: chash_key.as_deref(),
+    };
+    if arm.needs_body() {
         if let ClientBody::Streaming(_) = body {
             match read_body(body, gw.max_body).await {
                 Ok(bytes) => body = ClientBody::Read(bytes),
@@ -305,117 +309,17 @@ async fn forward_decided(
             }
         }
     }
-    let is_json = crate::request_edit::is_json(&parts.headers);
-    let mut headers = parts.headers.clone();
-    strip_hop_by_hop(&mut headers);
-    headers.remove(EXPECT);
-    let key_auth = route.plugins.key_auth_route.as_ref();
-    let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
-    let path_and_query = upstream_path(&decision.rewrites, &path, &client_uri);
-    record.upstream_uri = Some(path_and_query.clone());
-    add_forwarded(&mut headers, remote, parts.headers.get(HOST));
-    if let Err(response) = crate::secrets::apply_headers(&decision.rewrites, &mut headers) {
-        return Routed::Local(*response);
-    }
-    if let Some(tracer) = &gw.observer.otel {
-        record.trace = tracer.start(
-            route,
-            &parts.headers,
-            parts.uri.query(),
-            &mut headers,
-            record,
-        );
-    }
-    let host_override = decision.rewrites.iter().rev().find_map(|r| r.host.clone());
-    let upload_body = match body {
-        ClientBody::Streaming(incoming) => stream(incoming),
-        ClientBody::Read(bytes) => {
-            record.model = model_of(&bytes);
-            let mut bytes = match rewrite_body(&decision.rewrites, bytes) {
-                Ok(b) => b,
-                Err(msg) => return Routed::Local(reply::error(StatusCode::BAD_REQUEST, &msg)),
-            };
-            if include_usage {
-                if let Some(edited) = split_core::llm::request_stream_usage(&bytes) {
-                    bytes = Bytes::from(edited);
-                }
-            }
-            if needs_body {
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            }
-            full(bytes)
-        }
+    let upload = match body {
+        ClientBody::Streaming(incoming) => Upload::Stream(stream(incoming)),
+        ClientBody::Read(bytes) => Upload::Bytes(bytes),
     };
-
-    // Nodes and timeouts.
-    let ticket = gw.node_tickets.next(upstream.key.0);
-    let plan = gw.health.plan(upstream, ticket, chash_key.as_deref());
-    let timeouts = route.effective_timeout(upstream).unwrap_or(DEFAULT_TIMEOUT);
-    let out = Outgoing {
-        method: parts.method.clone(),
-        path_and_query,
-        headers,
-        host_override,
-        client_host: host_header.clone(),
-        body: upload_body,
-    };
-    let upload = Progress::new(is_json && record.model.is_none());
-    let metrics = &gw.observer.metrics;
-    let health = &gw.health;
-    let mut on_error = |e: AttemptError<'_>| {
-        metrics.upstream_error(route_label, &e.node, e.kind);
-        health.passive_failure(upstream, &e.node, e.kind);
-    };
-    let result = forward(
-        &gw.pool,
-        upstream,
-        &plan,
-        timeouts,
-        out,
-        Arc::clone(&upload),
-        &mut on_error,
-    )
-    .await;
-    record.bytes_received = upload.bytes();
-    if record.model.is_none() {
-        record.model = upload.model();
-    }
-    match result {
-        Ok(answer) => {
-            record.upstream_addr = Some(answer.peer);
-            record.upstream_status = Some(answer.response.status().as_u16());
-            let status = split_core::health::Outcome::Status(answer.response.status().as_u16());
-            gw.health.passive(upstream, answer.node, status);
-            record.upstream_latency = Some(answer.latency);
-            let (mut parts, body) = answer.response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            parts.version = Version::HTTP_11;
-            Routed::Proxied(Response::from_parts(parts, stream(body)), timeouts.read)
-        }
-        Err(ForwardError::NoNodes) => Routed::Local(reply::error(
-            StatusCode::BAD_GATEWAY,
-            "no valid upstream node",
-        )),
-        Err(ForwardError::Failed {
-            timeout: true,
-            reason,
-        }) => {
-            tracing::warn!(route = route_id, %reason, "upstream timed out");
-            Routed::Local(reply::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream timed out",
-            ))
-        }
-        Err(ForwardError::Failed {
-            timeout: false,
-            reason,
-        }) => {
-            tracing::warn!(route = route_id, %reason, "upstream unavailable");
-            Routed::Local(reply::error(
-                StatusCode::BAD_GATEWAY,
-                &format!("upstream unavailable: {reason}"),
-            ))
-        }
+    match crate::send::send(gw, route, arm, &req, upload, record).await {
+        Ok(answered) => Routed::Proxied(
+            Response::from_parts(answered.head, stream(answered.body)),
+            answered.read,
+        ),
+        Err(NotSent::Refused(response)) => Routed::Local(*response),
+        Err(NotSent::Failed(e)) => Routed::Local(crate::send::failure_reply(e, route_id)),
     }
 }
 

@@ -1,0 +1,251 @@
+//! Sending one arm's request: the one place that prepares and sends a request to an
+//! upstream, for the direct path ([`crate::proxy`]) and for every try of a fallback
+//! ([`crate::fallback`]), so both edit, route and account the same way:
+//!
+//! - headers: hop-by-hop headers and `Expect` removed, `key-auth` `hide_credentials`,
+//!   `X-Forwarded-*`, `$env://` secret headers of the rewrites, `traceparent` when the
+//!   route has `opentelemetry`, the rewrites' Host override;
+//! - the upstream uri (rewrites), the body (rewrites, the arm's `llm.include_usage`,
+//!   `Content-Length` when edited);
+//! - the node plan minus nodes the health checks found unhealthy, the route's timeouts;
+//! - failed attempts counted in `split_upstream_errors_total` (labelled by the
+//!   `prometheus` plugin's route label) and fed to passive health checks, as is the status
+//!   of the answer;
+//! - the access log fields of the try (`upstream_uri`, `upstream_addr`, status, latency,
+//!   bytes received, model).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT, HOST};
+use http::{Response, StatusCode, Version};
+use hyper::body::Incoming;
+use split_core::snapshot::{CompiledRoute, CompiledUpstream, Rewrites};
+
+use crate::body::{full, ProxyBody};
+use crate::forward::{forward, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT};
+use crate::headers::{add_forwarded, strip_hop_by_hop};
+use crate::proxy::Gateway;
+use crate::record::RequestRecord;
+use crate::reply;
+use crate::request_edit::{model_of, rewrite_body, upstream_path};
+use crate::upload::Progress;
+
+/// The client's request, as every try of it needs it.
+pub(crate) struct ClientRequest {
+    /// Client request head.
+    pub parts: http::request::Parts,
+    /// Normalised path.
+    pub path: String,
+    /// Client Host header (or the authority of the request target).
+    pub host_header: Option<String>,
+    /// Client address.
+    pub remote: IpAddr,
+}
+
+/// Where one try goes and how the request is edited for it.
+#[derive(Clone, Copy)]
+pub(crate) struct Arm<'a> {
+    /// The arm's upstream.
+    pub upstream: &'a CompiledUpstream,
+    /// The route's `proxy-rewrite`, then the arm's `rewrite`.
+    pub rewrites: Rewrites<'a>,
+    /// The arm asks for `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// Sticky key of the upstream's `chash`, if any.
+    pub chash_key: Option<&'a [u8]>,
+}
+
+impl Arm<'_> {
+    /// True when this arm edits the body, which must then be in memory.
+    pub fn needs_body(&self) -> bool {
+        self.include_usage || self.rewrites.iter().any(|r| r.needs_body())
+    }
+}
+
+/// The request body of one try.
+pub(crate) enum Upload {
+    /// Streamed as received (the arm does not edit it).
+    Stream(ProxyBody),
+    /// In memory: edited by the arm's rewrites when it asks to.
+    Bytes(Bytes),
+}
+
+/// The upstream's response head (hop-by-hop headers removed, HTTP/1.1 towards the client).
+pub(crate) struct Answered {
+    /// Head.
+    pub head: http::response::Parts,
+    /// Body, still streaming.
+    pub body: Incoming,
+    /// Per-frame timeout for reading the body.
+    pub read: Duration,
+}
+
+/// Why a try has no upstream answer.
+pub(crate) enum NotSent {
+    /// Refused before sending (a body rewrite that does not apply, a missing secret):
+    /// a config problem another try would not fix predictably.
+    Refused(Box<Response<ProxyBody>>),
+    /// No node answered.
+    Failed(ForwardError),
+}
+
+/// Prepares and sends one try of `req` to `arm` (see the module docs).
+pub(crate) async fn send(
+    gw: &Gateway,
+    route: &CompiledRoute,
+    arm: Arm<'_>,
+    req: &ClientRequest,
+    body: Upload,
+    record: &mut RequestRecord,
+) -> Result<Answered, NotSent> {
+    let parts = &req.parts;
+    let needs_body = arm.needs_body();
+    let is_json = crate::request_edit::is_json(&parts.headers);
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(EXPECT);
+    let key_auth = route.plugins.key_auth_route.as_ref();
+    let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
+    let path_and_query = upstream_path(&arm.rewrites, &req.path, &client_uri);
+    record.upstream_uri = Some(path_and_query.clone());
+    add_forwarded(&mut headers, req.remote, parts.headers.get(HOST));
+    if let Err(response) = crate::secrets::apply_headers(&arm.rewrites, &mut headers) {
+        return Err(NotSent::Refused(response));
+    }
+    if let Some(tracer) = &gw.observer.otel {
+        match &record.trace {
+            // A later try of the same request: same span, same parent for the upstream.
+            Some(span) => {
+                let value = crate::otel_context::format_traceparent(
+                    &span.trace_id,
+                    &span.span_id,
+                    span.sampled,
+                );
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert("traceparent", v);
+                }
+            }
+            None => {
+                record.trace = tracer.start(
+                    route,
+                    &parts.headers,
+                    parts.uri.query(),
+                    &mut headers,
+                    record,
+                );
+            }
+        }
+    }
+    let host_override = arm.rewrites.iter().rev().find_map(|r| r.host.clone());
+    let upload_body = match body {
+        Upload::Stream(body) => body,
+        Upload::Bytes(bytes) => {
+            if record.model.is_none() {
+                record.model = model_of(&bytes);
+            }
+            let mut bytes = match rewrite_body(&arm.rewrites, bytes) {
+                Ok(b) => b,
+                Err(msg) => {
+                    let response = reply::error(StatusCode::BAD_REQUEST, &msg);
+                    return Err(NotSent::Refused(Box::new(response)));
+                }
+            };
+            if arm.include_usage {
+                if let Some(edited) = split_core::llm::request_stream_usage(&bytes) {
+                    bytes = Bytes::from(edited);
+                }
+            }
+            if needs_body {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            }
+            full(bytes)
+        }
+    };
+
+    // Nodes and timeouts.
+    let upstream = arm.upstream;
+    let ticket = gw.node_tickets.next(upstream.key.0);
+    let plan = gw.health.plan(upstream, ticket, arm.chash_key);
+    let timeouts = route.effective_timeout(upstream).unwrap_or(DEFAULT_TIMEOUT);
+    let out = Outgoing {
+        method: parts.method.clone(),
+        path_and_query,
+        headers,
+        host_override,
+        client_host: req.host_header.clone(),
+        body: upload_body,
+    };
+    let upload = Progress::new(is_json && record.model.is_none());
+    let metrics = &gw.observer.metrics;
+    let health = &gw.health;
+    let route_label = &*route.metrics.label;
+    let mut on_error = |e: AttemptError<'_>| {
+        metrics.upstream_error(route_label, &e.node, e.kind);
+        health.passive_failure(upstream, &e.node, e.kind);
+    };
+    let result = forward(
+        &gw.pool,
+        upstream,
+        &plan,
+        timeouts,
+        out,
+        Arc::clone(&upload),
+        &mut on_error,
+    )
+    .await;
+    record.bytes_received = upload.bytes();
+    if record.model.is_none() {
+        record.model = upload.model();
+    }
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(e) => {
+            // An earlier try's answer is not this one's.
+            record.upstream_addr = None;
+            record.upstream_status = None;
+            record.upstream_latency = None;
+            return Err(NotSent::Failed(e));
+        }
+    };
+    record.upstream_addr = Some(answer.peer);
+    record.upstream_status = Some(answer.response.status().as_u16());
+    let status = split_core::health::Outcome::Status(answer.response.status().as_u16());
+    gw.health.passive(upstream, answer.node, status);
+    record.upstream_latency = Some(answer.latency);
+    let (mut head, body) = answer.response.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    head.version = Version::HTTP_11;
+    Ok(Answered {
+        head,
+        body,
+        read: timeouts.read,
+    })
+}
+
+/// The gateway's answer when no node answered: 502 (no node, connect error), 504 (the
+/// last attempt timed out); logged with the route id.
+pub(crate) fn failure_reply(e: ForwardError, route_id: &str) -> Response<ProxyBody> {
+    match e {
+        ForwardError::NoNodes => reply::error(StatusCode::BAD_GATEWAY, "no valid upstream node"),
+        ForwardError::Failed {
+            timeout: true,
+            reason,
+        } => {
+            tracing::warn!(route = route_id, %reason, "upstream timed out");
+            reply::error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
+        }
+        ForwardError::Failed {
+            timeout: false,
+            reason,
+        } => {
+            tracing::warn!(route = route_id, %reason, "upstream unavailable");
+            reply::error(
+                StatusCode::BAD_GATEWAY,
+                &format!("upstream unavailable: {reason}"),
+            )
+        }
+    }
+}
