@@ -21,12 +21,7 @@ const WRITES: usize = 500;
 const IDS_PER_CLIENT: usize = 8;
 
 fn write_config(dir: &Path) -> String {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        "deployment:\n  admin:\n    admin_key:\n      - name: admin\n        key: {KEY}\n        role: admin\n"
-    );
-    std::fs::write(&path, text).expect("write config.yaml");
-    path.to_str().expect("utf-8 temp path").to_owned()
+    common::gateway::write_admin_config(dir, KEY)
 }
 
 fn admin_url(gw: &Gateway, path: &str) -> String {

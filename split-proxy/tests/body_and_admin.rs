@@ -107,7 +107,7 @@ async fn post_arg_routing_body_rewrite_413_and_access_log() {
 }
 
 fn config_with_key(key: &str) -> String {
-    format!("deployment:\n  admin:\n    admin_key:\n      - name: admin\n        key: {key}\n        role: admin\n")
+    common::gateway::admin_yaml(key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

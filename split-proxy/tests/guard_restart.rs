@@ -32,18 +32,13 @@ fn mock(name: &str, fail_rate: f64) -> RunningUpstream {
 
 /// Starts a gateway on the data dir `dir/data` (embedded store), with an access log.
 fn gateway(dir: &std::path::Path, key: &str) -> Gateway {
-    let config = dir.join("config.yaml");
-    std::fs::write(
-        &config,
-        format!("deployment:\n  admin:\n    admin_key:\n      - name: admin\n        key: {key}\n        role: admin\n"),
-    )
-    .expect("write config");
+    let config = common::gateway::write_admin_config(dir, key);
     let log = dir.join("access.log");
     start(
         dir,
         &[
             "-c",
-            config.to_str().expect("utf-8 path"),
+            &config,
             "--access-log",
             log.to_str().expect("utf-8 path"),
         ],

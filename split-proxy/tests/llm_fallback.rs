@@ -100,23 +100,11 @@ async fn injected_key_reaches_upstream_and_never_the_log_or_admin_get() {
     let mock = Mock::http("provider");
     let up = json!({"nodes": {mock.node(): 1}});
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "deployment:\n  admin:\n    admin_key:\n      - name: admin\n        key: {ADMIN_KEY}\n        role: admin\n"
-        ),
-    )
-    .unwrap();
+    let config = common::gateway::write_admin_config(dir.path(), ADMIN_KEY);
     let log = dir.path().join("access.log");
     let gw = start_with_env(
         dir.path(),
-        &[
-            "-c",
-            config.to_str().unwrap(),
-            "--access-log",
-            log.to_str().unwrap(),
-        ],
+        &["-c", &config, "--access-log", log.to_str().unwrap()],
         &[("SPLIT_TEST_PROVIDER_KEY", SECRET)],
     );
     let client = Client::new();

@@ -295,7 +295,7 @@ async fn token_budget_refuses_once_exhausted_with_headers() {
 }
 
 fn admin_config(key: &str) -> String {
-    format!("deployment:\n  admin:\n    admin_key:\n      - name: admin\n        key: {key}\n        role: admin\n")
+    common::gateway::admin_yaml(key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

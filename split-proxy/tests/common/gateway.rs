@@ -21,6 +21,18 @@ pub struct Gateway {
     pub dir: PathBuf,
 }
 
+/// A config.yaml with one admin key `key` (the guide's Admin API setup).
+pub fn admin_yaml(key: &str) -> String {
+    format!("deployment:\n  admin:\n    admin_key:\n      - name: admin\n        key: {key}\n        role: admin\n")
+}
+
+/// Writes [`admin_yaml`] to `dir/config.yaml` and returns its path (for `-c`).
+pub fn write_admin_config(dir: &Path, key: &str) -> String {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, admin_yaml(key)).expect("write config.yaml");
+    path.to_str().expect("utf-8 temp path").to_owned()
+}
+
 /// Starts the binary with `args` plus port-0 listeners and a data dir under `dir`.
 /// Waits until it printed its listeners (max 30 s).
 pub fn start(dir: &Path, args: &[&str]) -> Gateway {
