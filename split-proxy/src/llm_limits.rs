@@ -3,8 +3,10 @@
 //! and the `X-AI-RateLimit-{Limit,Remaining,Reset}-<suffix>` headers. The window logic is
 //! split-core's [`TokenWindow`]; this module only holds the process-local counters.
 //!
-//! Seam for a shared (Redis) policy: [`TokenBudgets::check`] and
-//! [`TokenBudgets::charge`] are the only two operations on the counters.
+//! `policy: redis`: [`TokenBudgets::check`] lists the request's budgets in
+//! [`TokenAdmission::shared`] instead of reading local counters, and
+//! [`crate::llm_limits_redis`] checks them (async, once the route is decided) and
+//! charges them; the local and the Redis side share the headers and the refusal.
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,9 @@ pub struct TokenAdmission {
     pub strategy: LimitStrategy,
     /// Add the quota headers to the response.
     pub show_headers: bool,
+    /// `policy: redis`: the budgets to check in Redis (then `quotas` and `charges` start
+    /// empty; the Redis check fills `quotas`). Boxed: most routes have none.
+    pub shared: Option<Box<crate::llm_limits_redis::SharedBudgets>>,
 }
 
 /// Process-local token counters.
@@ -95,13 +100,24 @@ impl TokenBudgets {
         if let Some((label, b)) = arm.and_then(|a| conf.arm_budget(a).map(|b| (a, b))) {
             budgets.push((label, b));
         }
-        let now = self.now();
+        let shared = crate::llm_limits_redis::SharedBudgets::for_request(
+            conf,
+            &route.route.id,
+            &consumer,
+            &budgets,
+        )
+        .map(Box::new);
         let mut admission = TokenAdmission {
             quotas: Vec::with_capacity(budgets.len()),
             charges: Vec::with_capacity(budgets.len()),
             strategy: conf.limit_strategy,
             show_headers: conf.show_limit_quota_header,
+            shared,
         };
+        if admission.shared.is_some() {
+            return Ok(Some(admission));
+        }
+        let now = self.now();
         for (suffix, budget) in budgets {
             let key = BudgetKey {
                 state,
@@ -149,7 +165,8 @@ impl TokenBudgets {
     }
 }
 
-fn refusal(conf: &AiRateLimiting, admission: &TokenAdmission) -> Response<ProxyBody> {
+/// The refusal of an exhausted budget: `rejected_code`, `rejected_msg` and the headers.
+pub(crate) fn refusal(conf: &AiRateLimiting, admission: &TokenAdmission) -> Response<ProxyBody> {
     let status = StatusCode::from_u16(conf.rejected_code).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut res = match conf.rejected_body() {
         Some(body) => reply::json(status, body),

@@ -1,7 +1,9 @@
-//! LLM metric families: time to first token and generation speed per route and arm, and
-//! the canary guardrail's trip state.
+//! LLM metric families: time to first token and generation speed per route and arm, the
+//! canary guardrail's trip state, and ai-rate-limiting `policy: redis` failures (requests
+//! let through, usage not charged).
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -39,6 +41,12 @@ fn tps_histogram() -> Histogram {
     Histogram::new(TPS_BUCKETS.into_iter())
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RedisFailureLabels {
+    route: String,
+    op: String,
+}
+
 type Histograms = Family<RouteArm, Histogram, fn() -> Histogram>;
 
 /// The LLM families.
@@ -46,6 +54,7 @@ pub struct LlmMetrics {
     ttft: Histograms,
     tokens_per_second: Histograms,
     guard_tripped: Family<GuardLabels, Gauge>,
+    ratelimit_redis_failures: Family<RedisFailureLabels, Counter>,
 }
 
 impl LlmMetrics {
@@ -69,10 +78,18 @@ impl LlmMetrics {
             "1 while the canary guardrail holds an arm at weight 0, 0 once cleared",
             guard_tripped.clone(),
         );
+        let ratelimit_redis_failures = Family::<RedisFailureLabels, Counter>::default();
+        registry.register(
+            "split_llm_ratelimit_redis_failures",
+            "ai-rate-limiting policy redis calls that failed: op=check let the request \
+             through unchecked (fail open), op=charge lost the request's usage",
+            ratelimit_redis_failures.clone(),
+        );
         LlmMetrics {
             ttft,
             tokens_per_second,
             guard_tripped,
+            ratelimit_redis_failures,
         }
     }
 
@@ -99,6 +116,19 @@ impl LlmMetrics {
                 arm: arm.to_owned(),
             })
             .set(i64::from(tripped));
+    }
+}
+
+impl LlmMetrics {
+    /// Counts one failed ai-rate-limiting Redis call (`op` = `check` or `charge`) of
+    /// route `route`: `split_llm_ratelimit_redis_failures_total{route,op}`.
+    pub fn ratelimit_redis_failed(&self, route: &str, op: &str) {
+        self.ratelimit_redis_failures
+            .get_or_create(&RedisFailureLabels {
+                route: route.to_owned(),
+                op: op.to_owned(),
+            })
+            .inc();
     }
 }
 

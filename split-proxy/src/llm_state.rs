@@ -10,13 +10,18 @@ use split_core::snapshot::{CompiledRoute, Decision};
 
 use crate::guard::{GuardState, GuardTarget};
 use crate::llm_limits::{Charge, TokenAdmission, TokenBudgets};
+use crate::llm_limits_redis::SharedBudgets;
 use crate::metrics::Metrics;
 use crate::record::RequestRecord;
+use crate::redis::RedisClients;
 
 /// Token budgets, guard, and the metrics they report to.
 pub struct LlmState {
     /// `ai-rate-limiting` counters.
     pub budgets: TokenBudgets,
+    /// Connections of ai-rate-limiting `policy: redis` (the same client layer as
+    /// limit-count's, its own connections per target).
+    pub redis: RedisClients,
     /// Canary guardrail.
     pub guard: GuardState,
     /// Where trips are exported.
@@ -28,6 +33,7 @@ impl LlmState {
     pub fn new(metrics: Arc<Metrics>) -> Arc<LlmState> {
         Arc::new(LlmState {
             budgets: TokenBudgets::default(),
+            redis: RedisClients::default(),
             guard: GuardState::default(),
             metrics,
         })
@@ -48,6 +54,7 @@ impl LlmState {
         Some(Settle {
             state: Arc::clone(self),
             charges: tokens.map(|t| t.charges.clone()).unwrap_or_default(),
+            shared: tokens.and_then(|t| t.shared.clone()),
             strategy: tokens.map_or(LimitStrategy::TotalTokens, |t| t.strategy),
             guard,
         })
@@ -59,6 +66,7 @@ impl LlmState {
 pub struct Settle {
     state: Arc<LlmState>,
     charges: Vec<Charge>,
+    shared: Option<Box<SharedBudgets>>,
     strategy: LimitStrategy,
     guard: Option<GuardTarget>,
 }
@@ -67,6 +75,7 @@ impl std::fmt::Debug for Settle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settle")
             .field("charges", &self.charges)
+            .field("shared", &self.shared)
             .field("guard", &self.guard)
             .finish_non_exhaustive()
     }
@@ -75,7 +84,7 @@ impl std::fmt::Debug for Settle {
 impl Settle {
     /// Charges the usage of `record` and reports its outcome to the guard.
     pub fn apply(&self, record: &RequestRecord) {
-        if !self.charges.is_empty() {
+        if !self.charges.is_empty() || self.shared.is_some() {
             let usage = Usage {
                 prompt_tokens: record.prompt_tokens,
                 completion_tokens: record.completion_tokens,
@@ -84,6 +93,9 @@ impl Settle {
             let tokens = self.strategy.tokens(&usage);
             if tokens > 0 {
                 self.state.budgets.charge(&self.charges, tokens);
+                if let Some(shared) = &self.shared {
+                    crate::llm_limits_redis::charge(&self.state, shared, tokens);
+                }
             }
         }
         if let Some(target) = &self.guard {

@@ -20,6 +20,7 @@ mod health_probe;
 mod json_model;
 mod live;
 mod llm_limits;
+mod llm_limits_redis;
 mod llm_metrics;
 mod llm_state;
 mod log_control;

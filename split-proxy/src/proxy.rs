@@ -219,6 +219,11 @@ async fn route_and_forward(
             Err(response) => return Routed::Local(*response),
         }
     }
+    if let Err(response) =
+        crate::llm_limits_redis::admit(&gw.llm, route, &mut admitted.tokens).await
+    {
+        return Routed::Local(*response);
+    }
     record.consumer = admitted.consumer.clone();
     record.settle = gw
         .llm

@@ -9,8 +9,16 @@
 //!   defaults to 503), `rejected_msg` (`{"error_msg": msg}`), `show_limit_quota_header`
 //!   (true): `X-AI-RateLimit-{Limit,Remaining,Reset}-<suffix>`.
 //! - Extension `per_consumer` (false): each consumer (key-auth) has its own budgets.
-//! - `policy: local` only; `redis` and friends, `rules[]` and `expression`/`cost_expr`
-//!   are refused as not supported yet (never accepted and ignored).
+//! - `policy`: `local` (default) or `redis`, with limit-count's field names
+//!   (`redis_host`, `redis_port` 6379, `redis_username`, `redis_password`,
+//!   `redis_database` 0, `redis_timeout` 1000 ms, `redis_ssl_verify`; validated by
+//!   [`crate::config::redis_target`]): every gateway pointing at the same Redis shares the
+//!   budgets. `redis-cluster`/`redis-sentinel`, `redis_ssl: true`, the cluster fields,
+//!   `rules[]` and `expression`/`cost_expr` are refused as not supported yet (never
+//!   accepted and ignored); `redis_*` fields under `policy: local` are refused too.
+//! - APISIX's ai-rate-limiting has no `allow_degradation`: with Redis unreachable the
+//!   proxy lets requests through (fail open, logged and counted; see the proxy's
+//!   `llm_limits_redis`).
 //!
 //! Checked before the request without consuming; charged with the response's actual
 //! usage afterwards (see [`crate::limits::TokenWindow`]).
@@ -21,6 +29,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::fields;
+use crate::config::plugins::LimitPolicy;
+use crate::config::redis_target::RedisFields;
 use crate::llm::Usage;
 use crate::select::stable_hash;
 use crate::ConfigError;
@@ -83,6 +93,8 @@ pub struct AiRateLimiting {
     pub show_limit_quota_header: bool,
     /// Budgets per consumer.
     pub per_consumer: bool,
+    /// Local or Redis counters.
+    pub policy: LimitPolicy,
     /// Hash of the canonical configuration: part of the state key, so an edit that
     /// leaves the plugin unchanged keeps its counters.
     pub fingerprint: u64,
@@ -100,15 +112,30 @@ pub(crate) struct RawAiRateLimiting {
     rejected_msg: Option<String>,
     show_limit_quota_header: Option<bool>,
     per_consumer: Option<bool>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::LimitPolicy>")
+    )]
     policy: Option<String>,
     rules: Option<Value>,
     cost_expr: Option<Value>,
-    redis_host: Option<Value>,
-    redis_port: Option<Value>,
-    redis_password: Option<Value>,
-    redis_database: Option<Value>,
-    redis_timeout: Option<Value>,
+    redis_host: Option<String>,
+    redis_port: Option<i64>,
+    redis_username: Option<String>,
+    redis_password: Option<String>,
+    redis_database: Option<i64>,
+    redis_timeout: Option<i64>,
+    redis_ssl: Option<bool>,
+    redis_ssl_verify: Option<bool>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     redis_cluster_nodes: Option<Value>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<crate::config::schema::Unsupported>")
+    )]
     redis_cluster_name: Option<Value>,
 }
 
@@ -125,12 +152,47 @@ impl AiRateLimiting {
     /// Parses an `ai-rate-limiting` object; paths are relative to it.
     pub fn from_json(value: &Value) -> Result<AiRateLimiting, ConfigError> {
         let raw: RawAiRateLimiting = fields::from_value(value)?;
-        match raw.policy.as_deref() {
-            None | Some("local") => {}
-            Some(p @ ("redis" | "redis-cluster" | "redis-sentinel")) => {
+        fields::reject_present(
+            &raw.rules,
+            "rules",
+            "ai-rate-limiting rules are not supported yet; use limit and time_window or instances",
+        )?;
+        fields::reject_present(&raw.cost_expr, "cost_expr", "is not supported yet")?;
+        for (field, path) in [
+            (&raw.redis_cluster_nodes, "redis_cluster_nodes"),
+            (&raw.redis_cluster_name, "redis_cluster_name"),
+        ] {
+            fields::reject_present(
+                field,
+                path,
+                "only used by policy redis-cluster, which is not supported yet",
+            )?;
+        }
+        let redis = RedisFields {
+            host: raw.redis_host,
+            port: raw.redis_port,
+            username: raw.redis_username,
+            password: raw.redis_password,
+            database: raw.redis_database,
+            timeout_ms: raw.redis_timeout,
+            ssl: raw.redis_ssl,
+        };
+        let policy = match raw.policy.as_deref() {
+            None | Some("local") => {
+                let stray = redis
+                    .first_present()
+                    .map(|f| format!("redis_{f}"))
+                    .or_else(|| raw.redis_ssl_verify.map(|_| "redis_ssl_verify".to_owned()));
+                if let Some(path) = stray {
+                    return Err(ConfigError::new(path, "is only used by policy redis"));
+                }
+                LimitPolicy::Local
+            }
+            Some("redis") => LimitPolicy::Redis(redis.validate(|f| format!("redis_{f}"))?),
+            Some(p @ ("redis-cluster" | "redis-sentinel")) => {
                 return Err(ConfigError::new(
                     "policy",
-                    format!("`{p}` is not supported yet; use `local`"),
+                    format!("`{p}` is not supported yet; use `local` or `redis`"),
                 ));
             }
             Some(_) => {
@@ -139,28 +201,7 @@ impl AiRateLimiting {
                     "must be one of local, redis, redis-cluster, redis-sentinel",
                 ))
             }
-        }
-        fields::reject_present(
-            &raw.rules,
-            "rules",
-            "ai-rate-limiting rules are not supported yet; use limit and time_window or instances",
-        )?;
-        fields::reject_present(&raw.cost_expr, "cost_expr", "is not supported yet")?;
-        for (field, path) in [
-            (&raw.redis_host, "redis_host"),
-            (&raw.redis_port, "redis_port"),
-            (&raw.redis_password, "redis_password"),
-            (&raw.redis_database, "redis_database"),
-            (&raw.redis_timeout, "redis_timeout"),
-            (&raw.redis_cluster_nodes, "redis_cluster_nodes"),
-            (&raw.redis_cluster_name, "redis_cluster_name"),
-        ] {
-            fields::reject_present(
-                field,
-                path,
-                "only used by the redis policies, which are not supported yet",
-            )?;
-        }
+        };
         let route = match (raw.limit, raw.time_window) {
             (None, None) => None,
             (Some(_), None) => {
@@ -243,6 +284,7 @@ impl AiRateLimiting {
             rejected_msg: raw.rejected_msg,
             show_limit_quota_header: raw.show_limit_quota_header.unwrap_or(true),
             per_consumer: raw.per_consumer.unwrap_or(false),
+            policy,
             fingerprint: stable_hash(fields::canonical_json(value).as_bytes()),
         })
     }
@@ -263,6 +305,18 @@ impl AiRateLimiting {
             self.fingerprint
         );
         stable_hash(key.as_bytes())
+    }
+
+    /// The Redis key of one budget under `policy: redis`: the plugin's prefix, the
+    /// counters' identity ([`AiRateLimiting::state_key`]: route plus canonical
+    /// configuration, so an edit of the plugin starts afresh as the local policy does),
+    /// the consumer (empty unless `per_consumer`; usernames have no `:`) and the header
+    /// suffix (`route` or the arm label). Every gateway computes the same key.
+    pub fn redis_key(&self, route_id: &str, consumer: &str, suffix: &str) -> String {
+        format!(
+            "plugin-ai-rate-limiting:{:016x}:{consumer}:{suffix}",
+            self.state_key(route_id)
+        )
     }
 
     /// The body of a refusal: `{"error_msg": msg}`, or empty without `rejected_msg`.
@@ -330,7 +384,63 @@ mod tests {
             (json!({"limit": 0, "time_window": 10}), "limit"),
             (
                 json!({"limit": 1, "time_window": 1, "policy": "redis"}),
+                "redis_host",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis-cluster",
+                       "redis_host": "127.0.0.1"}),
                 "policy",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis-sentinel"}),
+                "policy",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "memcached"}),
+                "policy",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "redis_host": "127.0.0.1"}),
+                "redis_host",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "redis_ssl_verify": false}),
+                "redis_ssl_verify",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis",
+                       "redis_host": "127.0.0.1", "redis_ssl": true}),
+                "redis_ssl",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis",
+                       "redis_host": "127.0.0.1", "redis_port": 70000}),
+                "redis_port",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis",
+                       "redis_host": "a b"}),
+                "redis_host",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis",
+                       "redis_host": "127.0.0.1", "redis_timeout": 0}),
+                "redis_timeout",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis",
+                       "redis_host": "127.0.0.1", "redis_database": -1}),
+                "redis_database",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis",
+                       "redis_host": "127.0.0.1", "redis_cluster_nodes": ["a:1"]}),
+                "redis_cluster_nodes",
+            ),
+            (
+                json!({"limit": 1, "time_window": 1, "policy": "redis",
+                       "redis_host": "127.0.0.1", "redis_port": "6379"}),
+                "redis_port",
             ),
             (
                 json!({"limit": 1, "time_window": 1, "limit_strategy": "x"}),
@@ -368,6 +478,58 @@ mod tests {
             let err = AiRateLimiting::from_json(&value).unwrap_err();
             assert_eq!(err.path, path, "{value}: {err}");
         }
+    }
+
+    #[test]
+    fn policy_redis_is_accepted_with_limit_counts_fields() {
+        let c = AiRateLimiting::from_json(&json!({
+            "limit": 100, "time_window": 60, "policy": "redis",
+            "redis_host": "127.0.0.1", "redis_port": 6380, "redis_password": "pw",
+            "redis_database": 2, "redis_timeout": 250, "redis_ssl": false,
+            "redis_ssl_verify": false
+        }))
+        .unwrap();
+        let LimitPolicy::Redis(target) = &c.policy else {
+            panic!("policy {:?}", c.policy);
+        };
+        assert_eq!(target.to_string(), "redis://127.0.0.1:6380/2");
+        assert_eq!(target.password.as_deref(), Some("pw"));
+        assert_eq!(target.timeout, Duration::from_millis(250));
+        assert!(!format!("{c:?}").contains("\"pw\""), "password in Debug");
+        let local = AiRateLimiting::from_json(&json!({"limit": 1, "time_window": 1})).unwrap();
+        assert_eq!(local.policy, LimitPolicy::Local);
+        let explicit =
+            AiRateLimiting::from_json(&json!({"limit": 1, "time_window": 1, "policy": "local"}))
+                .unwrap();
+        assert_eq!(explicit.policy, LimitPolicy::Local);
+    }
+
+    #[test]
+    fn redis_keys_name_route_config_consumer_and_budget() {
+        let a = AiRateLimiting::from_json(&json!({
+            "limit": 10, "time_window": 60, "policy": "redis", "redis_host": "127.0.0.1"
+        }))
+        .unwrap();
+        let b = AiRateLimiting::from_json(&json!({
+            "limit": 11, "time_window": 60, "policy": "redis", "redis_host": "127.0.0.1"
+        }))
+        .unwrap();
+        let key = a.redis_key("r", "alice", "route");
+        assert_eq!(
+            key,
+            format!(
+                "plugin-ai-rate-limiting:{:016x}:alice:route",
+                a.state_key("r")
+            )
+        );
+        assert_ne!(key, a.redis_key("r", "bob", "route"));
+        assert_ne!(key, a.redis_key("r", "alice", "canary"));
+        assert_ne!(key, a.redis_key("s", "alice", "route"));
+        assert_ne!(
+            key,
+            b.redis_key("r", "alice", "route"),
+            "an edit starts afresh"
+        );
     }
 
     #[test]
