@@ -219,10 +219,17 @@ async fn route_and_forward(
             Err(response) => return Routed::Local(*response),
         }
     }
-    if let Err(response) =
-        crate::llm_limits_redis::admit(&gw.llm, route, &mut admitted.tokens).await
-    {
-        return Routed::Local(*response);
+    // Only token budgets kept in Redis need the (boxed, rare) network round trip.
+    if admitted.tokens.as_ref().is_some_and(|t| t.shared.is_some()) {
+        if let Err(response) = Box::pin(crate::llm_limits_redis::admit(
+            &gw.llm,
+            route,
+            &mut admitted.tokens,
+        ))
+        .await
+        {
+            return Routed::Local(*response);
+        }
     }
     record.consumer = admitted.consumer.clone();
     record.settle = gw
