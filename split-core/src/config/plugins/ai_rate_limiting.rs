@@ -177,31 +177,8 @@ impl AiRateLimiting {
             timeout_ms: raw.redis_timeout,
             ssl: raw.redis_ssl,
         };
-        let policy = match raw.policy.as_deref() {
-            None | Some("local") => {
-                let stray = redis
-                    .first_present()
-                    .map(|f| format!("redis_{f}"))
-                    .or_else(|| raw.redis_ssl_verify.map(|_| "redis_ssl_verify".to_owned()));
-                if let Some(path) = stray {
-                    return Err(ConfigError::new(path, "is only used by policy redis"));
-                }
-                LimitPolicy::Local
-            }
-            Some("redis") => LimitPolicy::Redis(redis.validate(|f| format!("redis_{f}"))?),
-            Some(p @ ("redis-cluster" | "redis-sentinel")) => {
-                return Err(ConfigError::new(
-                    "policy",
-                    format!("`{p}` is not supported yet; use `local` or `redis`"),
-                ));
-            }
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "policy",
-                    "must be one of local, redis, redis-cluster, redis-sentinel",
-                ))
-            }
-        };
+        let policy =
+            LimitPolicy::parse(raw.policy.as_deref(), redis, raw.redis_ssl_verify.is_some())?;
         let route = match (raw.limit, raw.time_window) {
             (None, None) => None,
             (Some(_), None) => {

@@ -50,6 +50,41 @@ pub enum LimitPolicy {
     Redis(RedisTarget),
 }
 
+impl LimitPolicy {
+    /// The `policy` field of `limit-count` and `ai-rate-limiting` with its APISIX
+    /// `redis_*` fields (`ssl_verify`: whether `redis_ssl_verify` was given). Redis fields
+    /// under `policy: local` are refused, as are the cluster and sentinel policies.
+    pub(crate) fn parse(
+        policy: Option<&str>,
+        redis: RedisFields,
+        ssl_verify: bool,
+    ) -> Result<LimitPolicy, ConfigError> {
+        match policy {
+            None | Some("local") => {
+                let stray = redis
+                    .first_present()
+                    .map(|f| format!("redis_{f}"))
+                    .or_else(|| ssl_verify.then(|| "redis_ssl_verify".to_owned()));
+                match stray {
+                    Some(path) => Err(ConfigError::new(path, "is only used by policy redis")),
+                    None => Ok(LimitPolicy::Local),
+                }
+            }
+            Some("redis") => Ok(LimitPolicy::Redis(
+                redis.validate(|f| format!("redis_{f}"))?,
+            )),
+            Some(p @ ("redis-cluster" | "redis-sentinel")) => Err(ConfigError::new(
+                "policy",
+                format!("`{p}` is not supported yet; use `local` or `redis`"),
+            )),
+            Some(_) => Err(ConfigError::new(
+                "policy",
+                "must be one of local, redis, redis-cluster, redis-sentinel",
+            )),
+        }
+    }
+}
+
 /// A validated `limit-count` configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCount {
@@ -206,36 +241,8 @@ impl LimitCount {
             timeout_ms: raw.redis_timeout,
             ssl: raw.redis_ssl,
         };
-        let policy = match raw.policy.as_deref() {
-            None | Some("local") => {
-                if let Some(field) = redis.first_present() {
-                    return Err(ConfigError::new(
-                        format!("redis_{field}"),
-                        "is only used by policy redis",
-                    ));
-                }
-                if raw.redis_ssl_verify.is_some() {
-                    return Err(ConfigError::new(
-                        "redis_ssl_verify",
-                        "is only used by policy redis",
-                    ));
-                }
-                LimitPolicy::Local
-            }
-            Some("redis") => LimitPolicy::Redis(redis.validate(|f| format!("redis_{f}"))?),
-            Some(p @ ("redis-cluster" | "redis-sentinel")) => {
-                return Err(ConfigError::new(
-                    "policy",
-                    format!("`{p}` is not supported yet; use `local` or `redis`"),
-                ));
-            }
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "policy",
-                    "must be one of local, redis, redis-cluster, redis-sentinel",
-                ));
-            }
-        };
+        let policy =
+            LimitPolicy::parse(raw.policy.as_deref(), redis, raw.redis_ssl_verify.is_some())?;
         let count = match raw.count {
             None => return Err(ConfigError::new("count", "is required")),
             Some(c) if c < 1 => return Err(ConfigError::new("count", "must be >= 1")),
