@@ -4,23 +4,27 @@
 //! - Written on every trip and every clear, atomically: a temporary file in the same
 //!   directory, fsync, rename over the old file, fsync of the directory. A crash leaves
 //!   the old or the new file, never a mix.
-//! - Read once at start. A missing file means no trips; an unreadable or corrupt one is
+//! - Read once, when the first configuration is served. A missing file means no trips; an unreadable or corrupt one is
 //!   logged and the gateway starts with no trips (it never refuses to start for it).
 //! - Each trip is stored with its rule's [`RuleKey`] (a deterministic hash of the route
 //!   id, the rule index and the rule's arms, stable across processes), its route id, rule
 //!   and arm index and the arm's label. At start a trip whose rule no longer exists, whose
 //!   arms changed or which is no longer guarded is dropped, as an in-memory trip stops
 //!   applying when the rule's arms change.
-//! - Only a gateway whose routes live in the embedded store (the data dir) persists
-//!   trips; with a standalone file or etcd the trips stay in memory (logged once at start).
+//! - Every config source persists trips in the data dir (`--data-dir`): the embedded
+//!   store and a standalone file restore them at start, etcd once the first sync is
+//!   served (see [`restore_when_ready`]). Gateways of an etcd fleet each keep their own
+//!   file, as each judges its own traffic.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use split_core::snapshot::{RuleKey, Snapshot};
+
+use tokio::sync::watch;
 
 use crate::guard::Trip;
 
@@ -192,22 +196,29 @@ pub fn still_valid(snapshot: &Snapshot, key: RuleKey, trip: &Trip) -> bool {
         .is_some_and(|arm| arm.label == trip.label)
 }
 
-/// At start: restores and persists trips in the data dir when the routes live in the
-/// embedded store; otherwise says once that trips are kept in memory only.
-pub fn restore_at_start(
-    llm: &crate::llm_state::LlmState,
+/// Restores the trips persisted in the data dir once the gateway serves its first full
+/// configuration: right away for the embedded store and a standalone file (both loaded
+/// before the listeners open), after the first etcd sync otherwise (until then there
+/// are no routes, so nothing can trip or be steered).
+pub fn restore_when_ready(
+    llm: &Arc<crate::llm_state::LlmState>,
     settings: &crate::settings::Settings,
-    snapshot: &Snapshot,
+    live: &crate::live::Live,
+    mut sync: watch::Receiver<split_admin::SyncState>,
 ) {
+    let store = TripStore::in_dir(&settings.data_dir);
     match settings.source {
-        crate::settings::Source::Embedded => {
-            let store = TripStore::in_dir(&settings.data_dir);
-            llm.guard.restore(store, snapshot, &llm.metrics.llm);
+        crate::settings::Source::Embedded | crate::settings::Source::Standalone(_) => {
+            llm.guard.restore(store, &live.load(), &llm.metrics.llm);
         }
-        crate::settings::Source::Standalone(_) | crate::settings::Source::Etcd(_) => {
-            tracing::info!(
-                "guard trips are kept in memory only: the routes are not in the data dir's store"
-            );
+        crate::settings::Source::Etcd(_) => {
+            let (llm, live) = (Arc::clone(llm), Arc::clone(live));
+            tokio::spawn(async move {
+                // `wait_for` fails only when the sender is gone (shutting down).
+                if sync.wait_for(|s| s.ready).await.is_ok() {
+                    llm.guard.restore(store, &live.load(), &llm.metrics.llm);
+                }
+            });
         }
     }
 }

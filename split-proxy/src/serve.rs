@@ -152,7 +152,7 @@ async fn serve(p: Prepared, workers: usize, log: LogControl) -> Result<(), Strin
         srm,
         health: Arc::clone(&health),
     });
-    crate::guard_store::restore_at_start(&gateway.llm, &settings, &live.load());
+    crate::guard_store::restore_when_ready(&gateway.llm, &settings, &live, admin.sync_state());
 
     let lifecycle = Lifecycle::new();
     let mut bound: Vec<(String, SocketAddr)> = Vec::new();

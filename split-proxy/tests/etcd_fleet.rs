@@ -536,3 +536,56 @@ async fn readyz_is_503_until_the_first_sync_and_healthz_is_200() {
     wait_ready(&client, &gw).await;
     assert_eq!(sync_ok(&gw).await, Some(1.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_trips_are_restored_after_the_first_etcd_sync() {
+    let etcd = Etcd::start();
+    let mock = Mock::http("m");
+    let client = Client::new();
+    let (gw, dir) = gateway(&etcd.url(), "traditional");
+    wait_ready(&client, &gw).await;
+    let up = json!({"type": "roundrobin", "nodes": {mock.node(): 1}});
+    let route = json!({
+        "uri": "/chat",
+        "plugins": {"traffic-split": {"rules": [{
+            "guard": {"max_error_rate": 0.5, "min_requests": 3, "window": 60},
+            "weighted_upstreams": [
+                {"name": "stable", "weight": 3, "upstream": up, "rewrite": {"uri": "/ok"}},
+                {"name": "canary", "weight": 1, "upstream": up, "rewrite": {"uri": "/status/503"}}
+            ]
+        }]}}
+    });
+    put_created(&client, &gw, "/routes/g", &route.to_string()).await;
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            client.get(&gw.url("/chat")).await.status != 404
+        })
+        .await
+    );
+    let tripped = r#"split_guard_tripped{route="g",rule="0",arm="canary"}"#;
+    let mut sent = 1;
+    while sent < 40 && sample(&gw.metrics_text().await, tripped) != Some(1.0) {
+        client.get(&gw.url("/chat")).await;
+        sent += 1;
+    }
+    assert_eq!(sample(&gw.metrics_text().await, tripped), Some(1.0));
+    let canary_before = mock.count("/status/503");
+
+    // Restart on the same data dir: the routes arrive with the first sync, then the trip.
+    let cfg = dir.path().join("config.yaml");
+    drop(gw);
+    let gw = start(dir.path(), &["-c", cfg.to_str().expect("utf-8 path")]);
+    wait_ready(&client, &gw).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            sample(&gw.metrics_text().await, tripped) == Some(1.0)
+        })
+        .await,
+        "trip not restored:\n{}",
+        gw.stderr()
+    );
+    for _ in 0..8 {
+        assert_eq!(client.get(&gw.url("/chat")).await.status, 200);
+    }
+    assert_eq!(mock.count("/status/503"), canary_before, "canary kept at 0");
+}

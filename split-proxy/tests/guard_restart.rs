@@ -166,3 +166,55 @@ async fn a_tripped_canary_stays_tripped_after_a_restart_until_cleared() {
     send(&client, &gw, 8).await;
     assert_eq!(canary.stats().requests, 3 + 2, "2 of 8 after clearing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_gateway_keeps_its_trips_in_the_data_dir() {
+    let stable = mock("stable", 0.0);
+    let canary = mock("canary", 1.0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("apisix.json");
+    let doc = json!({"routes": [{
+        "id": "g",
+        "uri": "/v1/chat/completions",
+        "plugins": {"traffic-split": {"rules": [{
+            "guard": {"max_error_rate": 0.5, "min_requests": 3, "window": 60},
+            "weighted_upstreams": [
+                {"name": "stable", "weight": 3,
+                 "upstream": {"nodes": {stable.addr().to_string(): 1}}},
+                {"name": "canary", "weight": 1,
+                 "upstream": {"nodes": {canary.addr().to_string(): 1}}}
+            ]
+        }]}}
+    }]});
+    std::fs::write(&file, doc.to_string()).expect("write apisix.json");
+    let log = dir.path().join("access.log");
+    let args = [
+        "--standalone",
+        file.to_str().expect("utf-8 path"),
+        "--access-log",
+        log.to_str().expect("utf-8 path"),
+    ];
+    let client = Client::new();
+    let gw = start(dir.path(), &args);
+    send(&client, &gw, 12).await;
+    assert_eq!(canary.stats().requests, 3, "3:1 over 12, all 503: tripped");
+    let text = gw.metrics_text().await;
+    assert_eq!(sample(&text, TRIPPED), Some(1.0), "{text}");
+
+    drop(gw);
+    let gw = start(dir.path(), &args);
+    assert!(
+        gw.stderr().contains("canary guardrail trip restored"),
+        "{}",
+        gw.stderr()
+    );
+    let text = gw.metrics_text().await;
+    assert_eq!(sample(&text, TRIPPED), Some(1.0), "{text}");
+    send(&client, &gw, 8).await;
+    assert_eq!(
+        canary.stats().requests,
+        3,
+        "the restored trip keeps the canary at 0"
+    );
+    assert_eq!(stable.stats().requests, 9 + 8);
+}
