@@ -291,6 +291,35 @@ mod tests {
         assert!(rewrite_tail(long.as_bytes()).is_none());
     }
 
+    proptest::proptest! {
+        /// Any bytes: no panic, and a rewrite only ever answers 400, 414 or 431.
+        #[test]
+        fn arbitrary_writes_never_panic(buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            if let Some((start, answer)) = rewrite_tail(&buf) {
+                proptest::prop_assert!(start <= buf.len());
+                proptest::prop_assert!(
+                    answer.starts_with(b"HTTP/1.1 400 ")
+                        || answer.starts_with(b"HTTP/1.1 414 ")
+                        || answer.starts_with(b"HTTP/1.1 431 ")
+                );
+            }
+        }
+
+        /// Whatever came before on the connection, hyper's answer at the end is found
+        /// where it starts, and what came before is kept.
+        #[test]
+        fn the_answer_is_found_after_any_bytes(
+            prefix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            which in 0usize..3,
+        ) {
+            let status = ["400 Bad Request", "414 URI Too Long", "431 Request Header Fields Too Large"][which];
+            let mut buf = prefix.clone();
+            buf.extend_from_slice(hyper_answer(status).as_bytes());
+            let found = rewrite_tail(&buf);
+            proptest::prop_assert_eq!(found.map(|(start, _)| start), Some(prefix.len()));
+        }
+    }
+
     /// A writer that takes at most `step` bytes per call and is pending every other call.
     struct Trickle {
         out: Vec<u8>,
