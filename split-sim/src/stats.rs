@@ -1,81 +1,8 @@
-//! The statistics every report uses: expected counts from weights, chi-square goodness of
-//! fit (statrs), worst deviation, and latency percentiles.
+//! The statistics every report uses: expected counts from weights and the chi-square
+//! goodness of fit (split-core's, shared with the proxy's SRM gauge), worst deviation,
+//! and latency percentiles.
 
-use serde::Serialize;
-use statrs::distribution::{ChiSquared, ContinuousCDF};
-
-/// Result of a chi-square goodness-of-fit test of observed counts against weights.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ChiSquare {
-    /// Σ (observed − expected)² / expected over arms with a non-zero weight.
-    pub statistic: f64,
-    /// Degrees of freedom: arms with a non-zero weight − 1.
-    pub dof: u32,
-    /// P(X ≥ statistic) for X ~ χ²(dof); 1 when dof is 0; 0 when a zero-weight arm was hit.
-    pub p_value: f64,
-}
-
-/// Expected count of each arm for `total` requests split by `weights`. All-zero weights
-/// count as equal weights (APISIX alternates then).
-pub fn expected_counts(weights: &[u32], total: u64) -> Vec<f64> {
-    let sum: u64 = weights.iter().map(|w| u64::from(*w)).sum();
-    if weights.is_empty() {
-        return Vec::new();
-    }
-    if sum == 0 {
-        let each = total as f64 / weights.len() as f64;
-        return vec![each; weights.len()];
-    }
-    weights
-        .iter()
-        .map(|w| total as f64 * f64::from(*w) / sum as f64)
-        .collect()
-}
-
-/// Chi-square test of `observed` against `weights` (same length).
-pub fn chi_square(observed: &[u64], weights: &[u32]) -> ChiSquare {
-    let total: u64 = observed.iter().sum();
-    chi_square_expected(observed, &expected_counts(weights, total))
-}
-
-/// Chi-square test of `observed` against explicit `expected` counts (same length).
-pub fn chi_square_expected(observed: &[u64], expected: &[f64]) -> ChiSquare {
-    let total: u64 = observed.iter().sum();
-    let mut statistic = 0.0;
-    let mut cells = 0u32;
-    let mut impossible = false;
-    for (o, e) in observed.iter().zip(expected) {
-        if *e > 0.0 {
-            let d = *o as f64 - e;
-            statistic += d * d / e;
-            cells += 1;
-        } else if *o > 0 {
-            impossible = true;
-        }
-    }
-    let dof = cells.saturating_sub(1);
-    if impossible {
-        return ChiSquare {
-            statistic: f64::INFINITY,
-            dof,
-            p_value: 0.0,
-        };
-    }
-    let p_value = if dof == 0 || total == 0 {
-        1.0
-    } else {
-        match ChiSquared::new(f64::from(dof)) {
-            Ok(dist) => dist.sf(statistic),
-            // dof ≥ 1 here, which statrs always accepts; report "no evidence" otherwise.
-            Err(_) => 1.0,
-        }
-    };
-    ChiSquare {
-        statistic,
-        dof,
-        p_value,
-    }
-}
+pub use split_core::stats::fit::{chi_square, chi_square_expected, expected_counts, ChiSquare};
 
 /// The largest |observed − expected| over arms, in requests.
 pub fn worst_deviation(observed: &[u64], weights: &[u32]) -> f64 {

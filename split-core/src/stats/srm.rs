@@ -7,9 +7,9 @@
 //! position and its weights, so the counts restart when the weights change and survive
 //! every other edit (a rewrite, an upstream's nodes, another route).
 
-use statrs::distribution::{ChiSquared, ContinuousCDF};
-
 use crate::select::stable_hash;
+
+pub use super::fit::{chi_square, ChiSquare};
 
 /// Identity of a rule's SRM counts: route id, rule index and weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,72 +27,6 @@ impl SrmKey {
             bytes.extend_from_slice(&w.to_le_bytes());
         }
         SrmKey(stable_hash(&bytes))
-    }
-}
-
-/// A chi-square goodness-of-fit result.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ChiSquare {
-    /// Σ (observed − expected)² / expected over arms with a non-zero expected count.
-    pub statistic: f64,
-    /// Degrees of freedom: arms with a non-zero weight − 1.
-    pub dof: u32,
-    /// P(X ≥ statistic) for X ~ χ²(dof). 1 with no observations or a single weighted
-    /// arm (nothing to mismatch); 0 when an arm of weight 0 received requests.
-    pub p_value: f64,
-}
-
-/// Tests `observed` arm counts against `weights` (same order; extra entries on either
-/// side are ignored). All-zero weights count as equal weights, as the selector
-/// alternates then.
-pub fn chi_square(observed: &[u64], weights: &[u32]) -> ChiSquare {
-    let n = observed.len().min(weights.len());
-    let (observed, weights) = (&observed[..n], &weights[..n]);
-    let total: u64 = observed.iter().sum();
-    let sum: u64 = weights.iter().map(|w| u64::from(*w)).sum();
-    let share = |w: u32| -> f64 {
-        if sum == 0 {
-            1.0 / n as f64
-        } else {
-            f64::from(w) / sum as f64
-        }
-    };
-    let mut statistic = 0.0;
-    let mut cells = 0u32;
-    let mut impossible = false;
-    for (&o, &w) in observed.iter().zip(weights) {
-        let expected = total as f64 * share(w);
-        if share(w) > 0.0 {
-            cells += 1;
-            if expected > 0.0 {
-                let d = o as f64 - expected;
-                statistic += d * d / expected;
-            }
-        } else if o > 0 {
-            impossible = true;
-        }
-    }
-    let dof = cells.saturating_sub(1);
-    if impossible {
-        return ChiSquare {
-            statistic: f64::INFINITY,
-            dof,
-            p_value: 0.0,
-        };
-    }
-    let p_value = if dof == 0 || total == 0 {
-        1.0
-    } else {
-        match ChiSquared::new(f64::from(dof)) {
-            Ok(dist) => dist.sf(statistic).clamp(0.0, 1.0),
-            // dof >= 1 here, which statrs always accepts; report "no evidence" otherwise.
-            Err(_) => 1.0,
-        }
-    };
-    ChiSquare {
-        statistic,
-        dof,
-        p_value,
     }
 }
 
