@@ -39,6 +39,7 @@
 //!   time as `now`.
 //! - [`llm`]: token `usage` from JSON and SSE responses, `include_usage` requests.
 //! - [`guard`]: the canary guardrail's configuration and window statistics.
+//! - [`word_hash`]: the fast unkeyed hasher of maps keyed by configured values.
 
 #![warn(missing_docs)]
 
@@ -59,6 +60,7 @@ pub mod secret;
 pub mod select;
 pub mod snapshot;
 pub mod stats;
+pub mod word_hash;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::RwLock;
 
+use split_core::word_hash::WordHash;
+
 /// Entries by the hash of their label values (collisions share a bucket).
 type Buckets<K, V> = HashMap<u64, Vec<(K, V)>, BuildHasherDefault<PassThrough>>;
 
@@ -69,66 +71,6 @@ fn hash_of<Q: Hash>(view: &Q) -> u64 {
     let mut h = WordHash::default();
     view.hash(&mut h);
     h.finish()
-}
-
-/// A fast non-cryptographic hash (FxHash's multiply-rotate, a word at a time). Label
-/// values come from the configuration and the upstream addresses, not from clients, and a
-/// collision only costs a comparison, so flooding resistance is not needed here.
-#[derive(Default)]
-struct WordHash(u64);
-
-impl WordHash {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for WordHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let tail = chunks.remainder();
-        if !tail.is_empty() {
-            let mut word = [0u8; 8];
-            word[..tail.len()].copy_from_slice(tail);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
 }
 
 /// The map's keys are already hashes.
