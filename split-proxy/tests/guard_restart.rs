@@ -45,6 +45,32 @@ fn gateway(dir: &std::path::Path, key: &str) -> Gateway {
     )
 }
 
+/// Route `g`: a guarded 3:1 split between `stable` and `canary` (trips at an error
+/// rate over 0.5 after 3 requests).
+fn guarded_route(stable: &RunningUpstream, canary: &RunningUpstream) -> Value {
+    json!({
+        "uri": "/v1/chat/completions",
+        "plugins": {"traffic-split": {"rules": [{
+            "guard": {"max_error_rate": 0.5, "min_requests": 3, "window": 60},
+            "weighted_upstreams": [
+                {"name": "stable", "weight": 3,
+                 "upstream": {"nodes": {stable.addr().to_string(): 1}}},
+                {"name": "canary", "weight": 1,
+                 "upstream": {"nodes": {canary.addr().to_string(): 1}}}
+            ]
+        }]}}
+    })
+}
+
+/// The new process logged that it restored a trip.
+fn assert_restored(gw: &Gateway) {
+    assert!(
+        gw.stderr().contains("canary guardrail trip restored"),
+        "{}",
+        gw.stderr()
+    );
+}
+
 fn logged(dir: &std::path::Path) -> usize {
     std::fs::read_to_string(dir.join("access.log"))
         .map(|t| t.lines().count())
@@ -88,18 +114,7 @@ async fn a_tripped_canary_stays_tripped_after_a_restart_until_cleared() {
     let client = Client::new();
     let gw = gateway(dir.path(), &key);
     let admin = gw.admin.expect("admin listener");
-    let route = json!({
-        "uri": "/v1/chat/completions",
-        "plugins": {"traffic-split": {"rules": [{
-            "guard": {"max_error_rate": 0.5, "min_requests": 3, "window": 60},
-            "weighted_upstreams": [
-                {"name": "stable", "weight": 3,
-                 "upstream": {"nodes": {stable.addr().to_string(): 1}}},
-                {"name": "canary", "weight": 1,
-                 "upstream": {"nodes": {canary.addr().to_string(): 1}}}
-            ]
-        }]}}
-    });
+    let route = guarded_route(&stable, &canary);
     let put = client
         .send(
             Method::PUT,
@@ -123,11 +138,7 @@ async fn a_tripped_canary_stays_tripped_after_a_restart_until_cleared() {
     // Kill (no graceful shutdown) and start again on the same data dir.
     drop(gw);
     let gw = gateway(dir.path(), &key);
-    assert!(
-        gw.stderr().contains("canary guardrail trip restored"),
-        "{}",
-        gw.stderr()
-    );
+    assert_restored(&gw);
     let view = guard_view(&client, &gw, &key).await;
     assert_eq!(view["tripped"][0]["arm"], "canary", "{view}");
     assert_eq!(view["tripped"][0]["since"], since, "original trip time");
@@ -173,19 +184,9 @@ async fn a_standalone_gateway_keeps_its_trips_in_the_data_dir() {
     let canary = mock("canary", 1.0);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("apisix.json");
-    let doc = json!({"routes": [{
-        "id": "g",
-        "uri": "/v1/chat/completions",
-        "plugins": {"traffic-split": {"rules": [{
-            "guard": {"max_error_rate": 0.5, "min_requests": 3, "window": 60},
-            "weighted_upstreams": [
-                {"name": "stable", "weight": 3,
-                 "upstream": {"nodes": {stable.addr().to_string(): 1}}},
-                {"name": "canary", "weight": 1,
-                 "upstream": {"nodes": {canary.addr().to_string(): 1}}}
-            ]
-        }]}}
-    }]});
+    let mut route = guarded_route(&stable, &canary);
+    route["id"] = json!("g");
+    let doc = json!({ "routes": [route] });
     std::fs::write(&file, doc.to_string()).expect("write apisix.json");
     let log = dir.path().join("access.log");
     let args = [
@@ -203,11 +204,7 @@ async fn a_standalone_gateway_keeps_its_trips_in_the_data_dir() {
 
     drop(gw);
     let gw = start(dir.path(), &args);
-    assert!(
-        gw.stderr().contains("canary guardrail trip restored"),
-        "{}",
-        gw.stderr()
-    );
+    assert_restored(&gw);
     let text = gw.metrics_text().await;
     assert_eq!(sample(&text, TRIPPED), Some(1.0), "{text}");
     send(&client, &gw, 8).await;

@@ -162,11 +162,7 @@ impl AiRateLimiting {
             (&raw.redis_cluster_nodes, "redis_cluster_nodes"),
             (&raw.redis_cluster_name, "redis_cluster_name"),
         ] {
-            fields::reject_present(
-                field,
-                path,
-                "only used by policy redis-cluster, which is not supported yet",
-            )?;
+            fields::reject_present(field, path, super::limit_count::CLUSTER_ONLY)?;
         }
         let redis = RedisFields {
             host: raw.redis_host,

@@ -203,7 +203,9 @@ pub(crate) struct RawLimitCount {
     keepalive_pool: Option<Value>,
 }
 
-const CLUSTER_ONLY: &str = "only used by policy redis-cluster, which is not supported yet";
+/// Why the `redis_cluster_*` fields are refused (limit-count and ai-rate-limiting).
+pub(crate) const CLUSTER_ONLY: &str =
+    "only used by policy redis-cluster, which is not supported yet";
 
 impl LimitCount {
     /// Parses a `limit-count` object; paths are relative to it.
