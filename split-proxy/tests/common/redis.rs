@@ -80,6 +80,18 @@ impl RedisServer {
         url(self.port, self.password.as_deref())
     }
 
+    /// Waits up to 5 s for `gw` to log a failed call to this server: a `redis call
+    /// failed` line naming its target (`redis://127.0.0.1:<port>/0`) and containing
+    /// `also` (`""` for any).
+    pub fn failure_logged(&self, gw: &super::Gateway, also: &str) -> bool {
+        let target = format!("redis://127.0.0.1:{}/0", self.port);
+        super::wait_until(Duration::from_secs(5), || {
+            gw.stderr()
+                .lines()
+                .any(|l| l.contains("redis call failed") && l.contains(&target) && l.contains(also))
+        })
+    }
+
     /// A synchronous connection for assertions.
     pub fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url())
