@@ -9,11 +9,11 @@ use bytes::Bytes;
 use http::header::{HOST, SERVER};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use split_core::request::{normalize_ip, Request as CoreRequest, VarError};
 use split_core::snapshot::{CompiledRoute, Decision, Lookup, Snapshot};
 
 use crate::body::{stream, ProxyBody};
+use crate::h1::RequestBody;
 use crate::headers::server_value;
 use crate::live::Live;
 use crate::observe::{ObservedBody, Observer};
@@ -54,14 +54,14 @@ pub struct Gateway {
 
 /// The client request body: still streaming, or read into memory.
 pub(crate) enum ClientBody {
-    Streaming(Incoming),
+    Streaming(RequestBody),
     Read(Bytes),
 }
 
 /// Handles one client request; never fails (errors become JSON responses).
 pub async fn handle(
     gw: Arc<Gateway>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
@@ -144,7 +144,7 @@ pub(crate) enum Routed {
 async fn route_and_forward(
     gw: &Gateway,
     snapshot: &Snapshot,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     peer: SocketAddr,
     record: &mut RequestRecord,
 ) -> Routed {

@@ -1,9 +1,8 @@
-//! Listeners: accept loops serving HTTP/1.1 (title-case headers) and h2c with hyper, and
-//! graceful drain: on shutdown every loop stops accepting, open connections finish their
-//! in-flight requests, and `drain` waits for them up to the grace period. Requests hyper
-//! cannot parse get split's JSON answer through [`ParseErrorIo`].
+//! Listeners: accept loops serving HTTP/1.1 with split's own server ([`crate::h1`]) and
+//! h2c (prior knowledge) with hyper, and graceful drain: on shutdown every loop stops
+//! accepting, idle connections close, open connections finish their in-flight requests
+//! (answered with `Connection: close`), and `drain` waits for them up to the grace period.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,28 +11,20 @@ use std::time::Duration;
 
 use http::header::{HeaderValue, CONTENT_TYPE, SERVER};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::body::{full, ProxyBody};
+use crate::h1::RequestBody;
 use crate::headers::server_value;
 use crate::metrics::Metrics;
-use crate::parse_error_io::ParseErrorIo;
 use crate::reply;
 
+/// The future of one handled request.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>;
+
 /// A request handler: request + client address → response.
-pub type Handler = Arc<
-    dyn Fn(
-            Request<Incoming>,
-            SocketAddr,
-        ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>
-        + Send
-        + Sync,
->;
+pub type Handler = Arc<dyn Fn(Request<RequestBody>, SocketAddr) -> HandlerFuture + Send + Sync>;
 
 /// Shutdown signalling shared by every listener and connection.
 pub struct Lifecycle {
@@ -58,20 +49,13 @@ impl Lifecycle {
     pub fn serve(&self, listener: TcpListener, handler: Handler) {
         let mut stop = self.stop_tx.subscribe();
         let alive = self.alive_tx.clone();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .title_case_headers(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        let builder = Arc::new(builder);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
                             let _ = stream.set_nodelay(true);
-                            spawn_connection(stream, peer, Arc::clone(&builder), Arc::clone(&handler), stop.clone(), alive.clone());
+                            spawn_connection(stream, peer, Arc::clone(&handler), stop.clone(), alive.clone());
                         }
                         Err(e) => {
                             // Out of file descriptors or similar: back off instead of spinning.
@@ -111,30 +95,13 @@ impl Default for Lifecycle {
 fn spawn_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     handler: Handler,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
     tokio::spawn(async move {
         let _alive = alive;
-        let service = service_fn(move |req| {
-            let handler = Arc::clone(&handler);
-            async move { Ok::<_, Infallible>(handler(req, peer).await) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(ParseErrorIo::new(stream)), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "client connection ended with an error");
-                }
-            }
-            _ = stop.changed() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-        }
+        crate::h1::conn::serve(stream, peer, handler, stop).await;
     });
 }
 

@@ -1,0 +1,430 @@
+//! One client connection: read a head, run the handler, write the response, repeat.
+//!
+//! - Idle between requests with nothing buffered, the connection holds no buffer: it
+//!   waits for the socket to be readable, then reads (see [`super::io`]).
+//! - The head must arrive within [`HEADER_READ_TIMEOUT`] of the wait starting (idle
+//!   keep-alive time included, as with hyper's `header_read_timeout`).
+//! - While the handler runs, the socket is watched: a client that closes its side
+//!   cancels the handler (the request is logged as 499). Bytes of a pipelined request
+//!   are buffered (bounded by the head limit) and served after the response.
+//! - A request body the handler did not read is drained (at most [`DRAIN_MAX`] bytes
+//!   within [`DRAIN_TIME`]) before the next request, else the connection is closed.
+//! - On shutdown, an idle connection closes at once; a request in flight is answered
+//!   with `Connection: close`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::Request;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, watch};
+
+use super::body::{close_gate, Continue, ReadSide, Remaining, RequestBody};
+use super::chunked::Decoder;
+use super::h2::{preface, Preface};
+use super::head::{self, Framing, Head, HeadError, MAX_HEAD};
+use super::io::{read_discard, read_more};
+use super::response::{self, BodyPlan};
+use super::write::{self, WriteError};
+use crate::server::{Handler, HandlerFuture};
+
+/// How long a request head may take to arrive.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most unread request body bytes drained to keep a connection.
+pub const DRAIN_MAX: usize = 64 * 1024;
+/// Longest wait while draining an unread request body.
+pub const DRAIN_TIME: Duration = Duration::from_secs(1);
+/// Longest wait for a request body still held elsewhere after the response.
+const BODY_RETURN_TIME: Duration = Duration::from_secs(1);
+/// After an error answer: how long and how much the client's bytes are still read, so
+/// the close does not reset the connection before the client read the answer.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_MAX: usize = 1024 * 1024;
+
+/// What reading a head gave.
+enum Next {
+    Request(Head),
+    H2,
+    Error(HeadError),
+    Close,
+}
+
+struct Conn {
+    /// The read side, unless a request body holds it.
+    side: Option<ReadSide>,
+    /// Where a request body sends the read side back.
+    away: Option<oneshot::Receiver<ReadSide>>,
+    writer: OwnedWriteHalf,
+    peer: SocketAddr,
+    handler: Handler,
+    stop: watch::Receiver<bool>,
+    stopping: bool,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: Handler,
+    stop: watch::Receiver<bool>,
+) {
+    let (reader, writer) = stream.into_split();
+    let mut conn = Conn {
+        side: Some(ReadSide {
+            reader,
+            buf: BytesMut::new(),
+            remaining: Remaining::Done,
+        }),
+        away: None,
+        writer,
+        peer,
+        handler,
+        stop,
+        stopping: false,
+    };
+    let mut first = true;
+    loop {
+        match conn.read_head(first).await {
+            Next::Request(head) => {
+                if !conn.exchange(head).await {
+                    return;
+                }
+            }
+            Next::H2 => {
+                Box::pin(conn.into_h2()).await;
+                return;
+            }
+            Next::Error(error) => {
+                tracing::debug!(%peer, ?error, "refused a request head");
+                let answer = super::error::answer(error);
+                if write::raw(&mut conn.writer, &answer).await.is_ok() {
+                    conn.linger().await;
+                }
+                return;
+            }
+            Next::Close => {
+                let _ = conn.writer.shutdown().await;
+                return;
+            }
+        }
+        first = false;
+    }
+}
+
+impl Conn {
+    /// Reads until a complete head is buffered.
+    async fn read_head(&mut self, first: bool) -> Next {
+        let Some(side) = self.side.as_mut() else {
+            return Next::Close;
+        };
+        if *self.stop.borrow() {
+            self.stopping = true;
+        }
+        let deadline = tokio::time::sleep(HEADER_READ_TIMEOUT);
+        tokio::pin!(deadline);
+        let mut parse = !side.buf.is_empty();
+        // Bounded by the head limit (each pass reads a byte or more) and the deadline.
+        loop {
+            if parse {
+                match (first, preface(&side.buf)) {
+                    (true, Preface::Yes) => return Next::H2,
+                    (true, Preface::Maybe) => {}
+                    _ => match head::parse(&side.buf) {
+                        Ok(Some(head)) => return Next::Request(head),
+                        Ok(None) => {}
+                        Err(e) => return Next::Error(e),
+                    },
+                }
+            }
+            if side.buf.is_empty() && self.stopping {
+                return Next::Close;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut deadline => {
+                    tracing::debug!(peer = %self.peer, "no request head within the header read timeout");
+                    return Next::Close;
+                }
+                _ = self.stop.changed(), if !self.stopping => {
+                    self.stopping = true;
+                    parse = false;
+                }
+                ready = side.reader.readable() => {
+                    if ready.is_err() {
+                        return Next::Close;
+                    }
+                    let before = side.buf.len();
+                    match read_more(&side.reader, &mut side.buf) {
+                        Ok(0) => return Next::Close,
+                        Ok(_) => {
+                            // Parse again only when a line ended (or on a first read,
+                            // or over the limit): a trickled head costs one parse per line.
+                            parse = before == 0
+                                || side.buf[before.saturating_sub(1)..].contains(&b'\n')
+                                || side.buf.len() > MAX_HEAD;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => parse = false,
+                        Err(_) => return Next::Close,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One request and its response; `true` when the connection stays open.
+    async fn exchange(&mut self, head: Head) -> bool {
+        let Head {
+            method,
+            uri,
+            version,
+            headers,
+            framing,
+            keep_alive,
+            expect_continue,
+            len,
+        } = head;
+        let Some(mut side) = self.side.take() else {
+            return false;
+        };
+        let _ = side.buf.split_to(len);
+        if side.buf.is_empty() {
+            // Release the allocation: an idle connection keeps no buffer.
+            side.buf = BytesMut::new();
+        }
+        let gate = expect_continue.then(|| Arc::new(Mutex::new(Continue::default())));
+        let body = match framing {
+            Framing::Empty => {
+                self.side = Some(side);
+                RequestBody::empty()
+            }
+            Framing::Length(_) | Framing::Chunked => {
+                side.remaining = match framing {
+                    Framing::Length(n) => Remaining::Length(n),
+                    _ => Remaining::Chunked(Decoder::new()),
+                };
+                let (back, away) = oneshot::channel();
+                self.away = Some(away);
+                RequestBody::h1(side, back, gate.clone())
+            }
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = headers;
+        let future = (self.handler)(request, self.peer);
+        let Some(response) = self.await_handler(future).await else {
+            tracing::debug!(peer = %self.peer, "client closed the connection before the response");
+            return false;
+        };
+        let keep_alive = keep_alive && !self.stopping && !*self.stop.borrow();
+        let (mut parts, body) = response.into_parts();
+        let cx = response::Context {
+            method: &method,
+            version,
+            keep_alive,
+        };
+        let plan = response::plan(
+            parts.status,
+            &mut parts.headers,
+            &http_body::Body::size_hint(&body),
+            cx,
+        );
+        let reason = parts
+            .extensions
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| r.as_bytes());
+        let head = response::encode(parts.status, reason, &parts.headers);
+        drop(parts);
+        let prefix = gate.as_ref().map_or(&[][..], close_gate);
+        match write::response(&mut self.writer, prefix, head, body, plan.body).await {
+            Ok(()) => {}
+            Err(WriteError::Io(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "client connection failed while writing the response");
+                return false;
+            }
+            Err(WriteError::Body(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "response body failed; closing the connection");
+                return false;
+            }
+        }
+        if plan.close || plan.body == BodyPlan::UntilClose {
+            self.close_after_response().await;
+            return false;
+        }
+        self.reuse().await
+    }
+
+    /// Awaits the handler while watching the socket; `None` when the client went away.
+    async fn await_handler(
+        &mut self,
+        mut future: HandlerFuture,
+    ) -> Option<http::Response<crate::body::ProxyBody>> {
+        let mut lost = false;
+        // Bounded: each pass ends the handler, takes the read side back, or reads bytes
+        // (at most up to the head limit, then the socket is no longer watched).
+        loop {
+            let watching = self.side.as_ref().is_some_and(|s| s.buf.len() <= MAX_HEAD);
+            tokio::select! {
+                biased;
+                response = &mut future => {
+                    if lost {
+                        self.stopping = true;
+                    }
+                    return Some(response);
+                }
+                back = wait_back(self.away.as_mut()), if self.away.is_some() => {
+                    self.away = None;
+                    match back {
+                        Ok(side) => self.side = Some(side),
+                        Err(_) => lost = true,
+                    }
+                }
+                ready = readable(self.side.as_ref()), if watching => {
+                    let side = self.side.as_mut()?;
+                    if ready.is_err() {
+                        return None;
+                    }
+                    match read_more(&side.reader, &mut side.buf) {
+                        Ok(0) => return None,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a complete response on a kept connection: get the read side back and drain
+    /// what is left of the request body. `true` when the connection can be reused.
+    async fn reuse(&mut self) -> bool {
+        if self.side.is_none() {
+            let Some(away) = self.away.take() else {
+                return false;
+            };
+            match tokio::time::timeout(BODY_RETURN_TIME, away).await {
+                Ok(Ok(side)) => self.side = Some(side),
+                _ => {
+                    let _ = self.writer.shutdown().await;
+                    return false;
+                }
+            }
+        }
+        let Some(side) = self.side.as_mut() else {
+            return false;
+        };
+        match side.remaining {
+            Remaining::Done => true,
+            Remaining::Failed => {
+                self.close_after_response().await;
+                false
+            }
+            Remaining::Length(_) | Remaining::Chunked(_) => {
+                if drain(side).await {
+                    if side.buf.is_empty() {
+                        side.buf = BytesMut::new();
+                    }
+                    true
+                } else {
+                    self.close_after_response().await;
+                    false
+                }
+            }
+        }
+    }
+
+    /// Ends the connection after its last response: FIN, then a short linger when the
+    /// client may still be sending (so it reads the answer rather than a reset).
+    async fn close_after_response(&mut self) {
+        let unread = self
+            .side
+            .as_ref()
+            .is_none_or(|s| !s.buf.is_empty() || !s.is_done());
+        if unread {
+            self.linger().await;
+        } else {
+            let _ = self.writer.shutdown().await;
+        }
+    }
+
+    /// FIN, then read and discard the client's bytes until it closes (bounded).
+    async fn linger(&mut self) {
+        let _ = self.writer.shutdown().await;
+        let Some(side) = self.side.as_ref() else {
+            return;
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, async {
+            let mut total = 0;
+            while total < LINGER_MAX {
+                if side.reader.readable().await.is_err() {
+                    return;
+                }
+                match read_discard(&side.reader) {
+                    Ok(0) => return,
+                    Ok(n) => total += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Hands the connection to the h2 server.
+    async fn into_h2(self) {
+        let Some(side) = self.side else {
+            return;
+        };
+        let read = side.buf.freeze();
+        match side.reader.reunite(self.writer) {
+            Ok(stream) => super::h2::serve(stream, read, self.peer, self.handler, self.stop).await,
+            Err(e) => tracing::debug!(error = %e, "cannot reunite the client socket"),
+        }
+    }
+}
+
+/// Reads and discards the rest of the request body, within the drain bounds.
+async fn drain(side: &mut ReadSide) -> bool {
+    let result = tokio::time::timeout(DRAIN_TIME, async {
+        let mut total = 0usize;
+        loop {
+            match std::future::poll_fn(|cx| side.poll_data(cx)).await {
+                None => return side.is_done(),
+                Some(Ok(data)) => {
+                    total += data.len();
+                    if total > DRAIN_MAX {
+                        return false;
+                    }
+                }
+                Some(Err(_)) => return false,
+            }
+        }
+    })
+    .await;
+    result.unwrap_or(false)
+}
+
+async fn wait_back(
+    away: Option<&mut oneshot::Receiver<ReadSide>>,
+) -> Result<ReadSide, oneshot::error::RecvError> {
+    match away {
+        Some(away) => away.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn readable(side: Option<&ReadSide>) -> std::io::Result<()> {
+    match side {
+        Some(side) => side.reader.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

@@ -1,0 +1,214 @@
+//! Request heads: incremental parsing with `httparse`, the limits split enforces, and
+//! what the head says about the body (framing) and the connection (keep-alive).
+//!
+//! Limits (a head over them gets split's JSON error and the connection is closed):
+//! - request line over [`MAX_REQUEST_LINE`] (64 KiB) → 414;
+//! - whole head over [`MAX_HEAD`] (96 KiB), or more than [`MAX_HEADERS`] (100) header
+//!   fields → 431;
+//! - anything `httparse` or `http` refuses (method, URI, version, header bytes), an
+//!   unsupported `Transfer-Encoding`, `Transfer-Encoding` on HTTP/1.0, both
+//!   `Transfer-Encoding` and `Content-Length`, or conflicting `Content-Length` values → 400.
+
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING,
+};
+use http::{HeaderMap, Method, Uri, Version};
+
+/// Most header fields in one request head (hyper's default too).
+pub const MAX_HEADERS: usize = 100;
+/// Longest request line (method, target, version).
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+/// Longest request head (request line and header fields).
+pub const MAX_HEAD: usize = 96 * 1024;
+
+/// Why a request head is refused; each maps to one status and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Bytes `httparse` or `http` refuses, or a framing it cannot trust → 400.
+    Malformed,
+    /// An unsupported or ambiguous body framing → 400.
+    Framing(&'static str),
+    /// Request line over [`MAX_REQUEST_LINE`] → 414.
+    UriTooLong,
+    /// Head over [`MAX_HEAD`] or more than [`MAX_HEADERS`] fields → 431.
+    TooLarge,
+}
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// `Content-Length` (never 0: that is [`Framing::Empty`]).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A complete, valid request head.
+#[derive(Debug)]
+pub struct Head {
+    /// Method.
+    pub method: Method,
+    /// Request target.
+    pub uri: Uri,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// Header fields in order.
+    pub headers: HeaderMap,
+    /// Body framing.
+    pub framing: Framing,
+    /// Whether the client wants the connection kept open after the response.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1 with a body.
+    pub expect_continue: bool,
+    /// Bytes of the buffer the head took (including leading empty lines).
+    pub len: usize,
+}
+
+/// Parses the head at the start of `buf`: `Ok(None)` when more bytes are needed.
+pub fn parse(buf: &[u8]) -> Result<Option<Head>, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            check_limits(buf)?;
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            check_request_line(buf)?;
+            return Err(HeadError::TooLarge);
+        }
+        Err(_) => {
+            check_request_line(buf)?;
+            return Err(HeadError::Malformed);
+        }
+    };
+    check_limits(&buf[..len])?;
+    let method = req
+        .method
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .ok_or(HeadError::Malformed)?;
+    let uri = req
+        .path
+        .and_then(|p| Uri::try_from(p).ok())
+        .ok_or(HeadError::Malformed)?;
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => return Err(HeadError::Malformed),
+    };
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for field in req.headers.iter() {
+        let name =
+            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+        let value = HeaderValue::from_bytes(field.value).map_err(|_| HeadError::Malformed)?;
+        headers.append(name, value);
+    }
+    let framing = framing(version, &headers)?;
+    let keep_alive = keep_alive(version, &headers);
+    let expect_continue = version == Version::HTTP_11
+        && framing != Framing::Empty
+        && headers
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    Ok(Some(Head {
+        method,
+        uri,
+        version,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+        len,
+    }))
+}
+
+/// The limits on a head (complete or not) of `buf`.
+fn check_limits(buf: &[u8]) -> Result<(), HeadError> {
+    check_request_line(buf)?;
+    if buf.len() > MAX_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    Ok(())
+}
+
+/// 414 when the request line (after leading empty lines) is, or will be, too long.
+fn check_request_line(buf: &[u8]) -> Result<(), HeadError> {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    if end > MAX_REQUEST_LINE {
+        return Err(HeadError::UriTooLong);
+    }
+    Ok(())
+}
+
+/// Comma-separated tokens of every `name` field, trimmed.
+fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+fn framing(version: Version, headers: &HeaderMap) -> Result<Framing, HeadError> {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(HeadError::Framing(
+                "Transfer-Encoding is not allowed in HTTP/1.0",
+            ));
+        }
+        if headers.contains_key(CONTENT_LENGTH) {
+            return Err(HeadError::Framing(
+                "both Transfer-Encoding and Content-Length are set",
+            ));
+        }
+        let codings: Vec<&[u8]> = tokens(headers, &TRANSFER_ENCODING).collect();
+        return match codings.as_slice() {
+            [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
+            _ => Err(HeadError::Framing(
+                "unsupported Transfer-Encoding (only chunked is accepted)",
+            )),
+        };
+    }
+    let mut length = None;
+    for token in tokens(headers, &CONTENT_LENGTH) {
+        let n = parse_length(token).ok_or(HeadError::Framing("invalid Content-Length"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(HeadError::Framing("conflicting Content-Length values"));
+        }
+        length = Some(n);
+    }
+    Ok(match length {
+        None | Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+    })
+}
+
+/// Digits only (no sign, no spaces), no overflow.
+fn parse_length(token: &[u8]) -> Option<u64> {
+    if token.is_empty() || token.len() > 19 || !token.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(token).ok()?.parse().ok()
+}
+
+fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |word: &[u8]| tokens(headers, &CONNECTION).any(|t| t.eq_ignore_ascii_case(word));
+    if version == Version::HTTP_11 {
+        !has(b"close")
+    } else {
+        has(b"keep-alive") && !has(b"close")
+    }
+}
+
+#[cfg(test)]
+#[path = "head_tests.rs"]
+mod tests;

@@ -1,0 +1,137 @@
+//! Response heads: how the body is framed on the wire and the head's bytes (header
+//! names in title case, `Date` added, `Connection` set to what the server will do).
+
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http_body::SizeHint;
+
+/// How the response body goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyPlan {
+    /// No body (HEAD, 1xx, 204, 304): the body is not polled.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 client, unknown length).
+    UntilClose,
+}
+
+/// What the request and the server state say about the response.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request version.
+    pub version: Version,
+    /// Whether the connection may stay open after the response.
+    pub keep_alive: bool,
+}
+
+/// The decided framing and whether the connection closes after the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Body framing.
+    pub body: BodyPlan,
+    /// Close after the response.
+    pub close: bool,
+}
+
+/// Decides the framing of a response and edits `headers` to match (framing headers,
+/// `Connection`, `Date`).
+pub fn plan(status: StatusCode, headers: &mut HeaderMap, hint: &SizeHint, cx: Context<'_>) -> Plan {
+    let mut close = !cx.keep_alive
+        || headers
+            .get_all(CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        if status != StatusCode::NOT_MODIFIED {
+            headers.remove(CONTENT_LENGTH);
+        }
+        headers.remove(TRANSFER_ENCODING);
+        BodyPlan::None
+    } else if cx.method == Method::HEAD {
+        if declared.is_none() && !headers.contains_key(TRANSFER_ENCODING) {
+            if let Some(n) = hint.exact().filter(|&n| n > 0) {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+            }
+        }
+        BodyPlan::None
+    } else if let Some(n) = declared {
+        headers.remove(TRANSFER_ENCODING);
+        BodyPlan::Length(n)
+    } else {
+        headers.remove(TRANSFER_ENCODING);
+        headers.remove(CONTENT_LENGTH);
+        if let Some(n) = hint.exact() {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+            BodyPlan::Length(n)
+        } else if cx.version == Version::HTTP_11 {
+            headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            BodyPlan::Chunked
+        } else {
+            close = true;
+            BodyPlan::UntilClose
+        }
+    };
+    if close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    } else if cx.version == Version::HTTP_10 {
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+    } else {
+        headers.remove(CONNECTION);
+    }
+    if !headers.contains_key(DATE) {
+        headers.insert(DATE, super::date::now());
+    }
+    Plan { body, close }
+}
+
+/// The head's bytes: status line (always HTTP/1.1, with `reason` or the canonical
+/// phrase) and every field with its name in title case.
+pub fn encode(status: StatusCode, reason: Option<&[u8]>, headers: &HeaderMap) -> Vec<u8> {
+    let reason = reason.unwrap_or_else(|| status.canonical_reason().unwrap_or("").as_bytes());
+    let size = 15
+        + reason.len()
+        + headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        title_case(name.as_str().as_bytes(), &mut out);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// `content-type` → `Content-Type` (hyper's `title_case_headers`).
+fn title_case(name: &[u8], out: &mut Vec<u8>) {
+    let mut upper = true;
+    for &b in name {
+        out.push(if upper { b.to_ascii_uppercase() } else { b });
+        upper = b == b'-';
+    }
+}
+
+#[cfg(test)]
+#[path = "response_tests.rs"]
+mod tests;
