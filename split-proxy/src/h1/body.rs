@@ -130,9 +130,10 @@ pub struct Continue {
 /// Shared between a body and its connection.
 pub type ContinueGate = Arc<Mutex<Continue>>;
 
-/// Closes `gate` for the body; returns the part of `100 Continue` the connection must
-/// still write before the response head (empty unless the body wrote only part of it).
-pub fn close_gate(gate: &ContinueGate) -> &'static [u8] {
+/// Closes `gate` for the body. Returns the part of `100 Continue` the connection must
+/// still write before the response head (empty unless the body wrote only part of it),
+/// and whether the client was told to continue at all.
+pub fn close_gate(gate: &ContinueGate) -> (&'static [u8], bool) {
     let mut g = gate
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -141,8 +142,8 @@ pub fn close_gate(gate: &ContinueGate) -> &'static [u8] {
         waker.wake();
     }
     match g.written {
-        0 => &[],
-        n => CONTINUE.get(n..).unwrap_or(&[]),
+        0 => (&[], false),
+        n => (CONTINUE.get(n..).unwrap_or(&[]), true),
     }
 }
 

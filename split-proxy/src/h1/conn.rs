@@ -46,6 +46,9 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_MAX: usize = 1024 * 1024;
 
 /// What reading a head gave.
+// Returned once per request and moved straight into the exchange: boxing the head
+// would only add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Next {
     Request(Head),
     H2,
@@ -90,7 +93,8 @@ pub async fn serve(
     loop {
         match conn.read_head(first).await {
             Next::Request(head) => {
-                if !conn.exchange(head).await {
+                // Boxed: the idle state (waiting for a head) stays small.
+                if !Box::pin(conn.exchange(head)).await {
                     return;
                 }
             }
@@ -100,10 +104,8 @@ pub async fn serve(
             }
             Next::Error(error) => {
                 tracing::debug!(%peer, ?error, "refused a request head");
-                let answer = super::error::answer(error);
-                if write::raw(&mut conn.writer, &answer).await.is_ok() {
-                    conn.linger().await;
-                }
+                // Boxed: a rare state that would otherwise grow every connection.
+                Box::pin(conn.refuse(error)).await;
                 return;
             }
             Next::Close => {
@@ -221,7 +223,20 @@ impl Conn {
             tracing::debug!(peer = %self.peer, "client closed the connection before the response");
             return false;
         };
-        let keep_alive = keep_alive && !self.stopping && !*self.stop.borrow();
+        if let Some(Ok(side)) = self.away.as_mut().map(oneshot::Receiver::try_recv) {
+            self.away = None;
+            self.side = Some(side);
+        }
+        let failed = matches!(
+            self.side.as_ref().map(|s| &s.remaining),
+            Some(Remaining::Failed)
+        );
+        let (prefix, continued) = gate.as_ref().map_or((&[][..], true), close_gate);
+        // A client still waiting for `100 Continue` has not sent the body: closing is
+        // the only way to end its request cleanly.
+        let waiting = !continued && !self.side.as_ref().is_some_and(ReadSide::is_done);
+        let keep_alive =
+            keep_alive && !waiting && !failed && !self.stopping && !*self.stop.borrow();
         let (mut parts, body) = response.into_parts();
         let cx = response::Context {
             method: &method,
@@ -240,7 +255,6 @@ impl Conn {
             .map(|r| r.as_bytes());
         let head = response::encode(parts.status, reason, &parts.headers);
         drop(parts);
-        let prefix = gate.as_ref().map_or(&[][..], close_gate);
         match write::response(&mut self.writer, prefix, head, body, plan.body).await {
             Ok(()) => {}
             Err(WriteError::Io(e)) => {
@@ -349,6 +363,14 @@ impl Conn {
             self.linger().await;
         } else {
             let _ = self.writer.shutdown().await;
+        }
+    }
+
+    /// Answers a refused head and closes.
+    async fn refuse(&mut self, error: HeadError) {
+        let answer = super::error::answer(error);
+        if write::raw(&mut self.writer, &answer).await.is_ok() {
+            self.linger().await;
         }
     }
 

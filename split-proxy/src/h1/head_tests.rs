@@ -1,1 +1,171 @@
 use super::*;
+use proptest::prelude::*;
+
+fn ok(raw: &str) -> Head {
+    parse(raw.as_bytes()).unwrap().expect("complete head")
+}
+
+#[test]
+fn parses_a_request_head() {
+    let raw = "POST /v1/chat?x=1 HTTP/1.1\r\nHost: a\r\nX-Two: 1\r\nx-two: 2\r\nContent-Length: 5\r\n\r\nhello";
+    let head = ok(raw);
+    assert_eq!(head.method, Method::POST);
+    assert_eq!(head.uri, "/v1/chat?x=1");
+    assert_eq!(head.version, Version::HTTP_11);
+    assert_eq!(head.headers.get_all("x-two").iter().count(), 2);
+    assert_eq!(head.framing, Framing::Length(5));
+    assert!(head.keep_alive);
+    assert!(!head.expect_continue);
+    assert_eq!(head.len, raw.len() - 5);
+}
+
+#[test]
+fn leading_empty_lines_are_skipped() {
+    let head = ok("\r\nGET / HTTP/1.1\r\n\r\n");
+    assert_eq!(head.len, 20);
+}
+
+#[test]
+fn keep_alive_follows_the_version_and_connection() {
+    assert!(ok("GET / HTTP/1.1\r\n\r\n").keep_alive);
+    assert!(!ok("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive);
+    assert!(!ok("GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n").keep_alive);
+    assert!(!ok("GET / HTTP/1.0\r\n\r\n").keep_alive);
+    assert!(ok("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+}
+
+#[test]
+fn body_framing() {
+    let framing = |fields: &str| {
+        parse(format!("POST / HTTP/1.1\r\n{fields}\r\n").as_bytes()).map(|h| h.map(|h| h.framing))
+    };
+    assert_eq!(framing(""), Ok(Some(Framing::Empty)));
+    assert_eq!(framing("Content-Length: 0\r\n"), Ok(Some(Framing::Empty)));
+    assert_eq!(
+        framing("Content-Length: 7\r\n"),
+        Ok(Some(Framing::Length(7)))
+    );
+    assert_eq!(
+        framing("Content-Length: 7, 7\r\nContent-Length: 7\r\n"),
+        Ok(Some(Framing::Length(7)))
+    );
+    assert_eq!(
+        framing("Transfer-Encoding: Chunked\r\n"),
+        Ok(Some(Framing::Chunked))
+    );
+    for bad in [
+        "Content-Length: 7\r\nContent-Length: 8\r\n",
+        "Content-Length: -1\r\n",
+        "Content-Length: +7\r\n",
+        "Content-Length: 99999999999999999999\r\n",
+        "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, gzip\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    ] {
+        assert!(matches!(framing(bad), Err(HeadError::Framing(_))), "{bad}");
+    }
+    let old = parse(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert!(matches!(old, Err(HeadError::Framing(_))));
+}
+
+#[test]
+fn expect_continue_needs_http11_and_a_body() {
+    assert!(
+        ok("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").expect_continue
+    );
+    assert!(!ok("POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n").expect_continue);
+    assert!(
+        !ok("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expect_continue
+    );
+}
+
+#[test]
+fn limits_and_malformed_heads() {
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nBad\x01Header: 1\r\n\r\n").unwrap_err(),
+        HeadError::Malformed
+    );
+    assert_eq!(
+        parse(b"GET / HTTP/2.0\r\n\r\n").unwrap_err(),
+        HeadError::Malformed
+    );
+    assert_eq!(
+        parse(b"\x16\x03\x01\x02\x00").unwrap_err(),
+        HeadError::Malformed
+    );
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    assert_eq!(
+        parse(long_uri.as_bytes()).unwrap_err(),
+        HeadError::UriTooLong
+    );
+    assert_eq!(
+        parse(&long_uri.as_bytes()[..66_000]).unwrap_err(),
+        HeadError::UriTooLong
+    );
+    let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
+    assert_eq!(parse(many.as_bytes()).unwrap_err(), HeadError::TooLarge);
+    let big: String = (0..50)
+        .map(|i| format!("X-{i}: {}\r\n", "v".repeat(2000)))
+        .collect();
+    let big = format!("GET / HTTP/1.1\r\n{big}\r\n");
+    assert!(big.len() > MAX_HEAD);
+    assert_eq!(parse(big.as_bytes()).unwrap_err(), HeadError::TooLarge);
+    assert_eq!(
+        parse(&big.as_bytes()[..MAX_HEAD + 1]).unwrap_err(),
+        HeadError::TooLarge
+    );
+    assert!(matches!(parse(&big.as_bytes()[..MAX_HEAD - 10]), Ok(None)));
+}
+
+fn summary(head: &Head) -> String {
+    format!(
+        "{} {} {:?} {:?} {:?} {} {} {}",
+        head.method,
+        head.uri,
+        head.version,
+        head.headers,
+        head.framing,
+        head.keep_alive,
+        head.expect_continue,
+        head.len
+    )
+}
+
+proptest! {
+    /// Any prefix of a valid head needs more bytes; the whole parses the same whatever
+    /// follows it.
+    #[test]
+    fn any_split_point_parses_the_same(
+        path in "/[a-z0-9/]{0,40}",
+        fields in proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,40}"), 0..12),
+        tail in proptest::collection::vec(any::<u8>(), 0..40),
+        cut in any::<usize>(),
+    ) {
+        let mut raw = format!("GET {path} HTTP/1.1\r\n");
+        for (name, value) in &fields {
+            if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding") {
+                continue;
+            }
+            raw.push_str(&format!("{name}: {}\r\n", value.trim()));
+        }
+        raw.push_str("\r\n");
+        let whole = parse(raw.as_bytes()).unwrap().unwrap();
+        let cut = cut % raw.len();
+        prop_assert!(parse(&raw.as_bytes()[..cut]).unwrap().is_none());
+        let mut with_tail = raw.clone().into_bytes();
+        with_tail.extend_from_slice(&tail);
+        let again = parse(&with_tail).unwrap().unwrap();
+        prop_assert_eq!(summary(&whole), summary(&again));
+        prop_assert_eq!(whole.len, raw.len());
+    }
+
+    /// Arbitrary bytes never panic, and a complete head never claims more than the buffer.
+    #[test]
+    fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..800)) {
+        if let Ok(Some(head)) = parse(&input) {
+            prop_assert!(head.len <= input.len());
+        }
+    }
+}
