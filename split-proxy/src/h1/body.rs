@@ -90,7 +90,11 @@ impl ReadSide {
                     }
                 },
             }
-            match std::task::ready!(super::io::poll_read_more(&self.reader, cx, &mut self.buf)) {
+            match std::task::ready!(super::io::poll_read_more(
+                &mut self.reader,
+                cx,
+                &mut self.buf
+            )) {
                 Ok(0) => {
                     self.remaining = Remaining::Failed;
                     return Poll::Ready(Some(Err(BodyError::Incomplete)));

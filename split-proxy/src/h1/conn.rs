@@ -155,22 +155,17 @@ impl Conn {
                     self.stopping = true;
                     parse = false;
                 }
-                ready = side.reader.readable() => {
-                    if ready.is_err() {
-                        return Next::Close;
-                    }
-                    let before = side.buf.len();
-                    match read_more(&side.reader, &mut side.buf) {
-                        Ok(0) => return Next::Close,
-                        Ok(_) => {
+                read = read_more(&mut side.reader, &mut side.buf) => {
+                    match read {
+                        Ok(0) | Err(_) => return Next::Close,
+                        Ok(n) => {
                             // Parse again only when a line ended (or on a first read,
                             // or over the limit): a trickled head costs one parse per line.
+                            let before = side.buf.len() - n;
                             parse = before == 0
                                 || side.buf[before.saturating_sub(1)..].contains(&b'\n')
                                 || side.buf.len() > MAX_HEAD;
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => parse = false,
-                        Err(_) => return Next::Close,
                     }
                 }
             }
@@ -298,16 +293,10 @@ impl Conn {
                         Err(_) => lost = true,
                     }
                 }
-                ready = readable(self.side.as_ref()), if watching => {
-                    let side = self.side.as_mut()?;
-                    if ready.is_err() {
-                        return None;
-                    }
-                    match read_more(&side.reader, &mut side.buf) {
-                        Ok(0) => return None,
+                read = read_some(self.side.as_mut()), if watching => {
+                    match read {
+                        Ok(0) | Err(_) => return None,
                         Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => return None,
                     }
                 }
             }
@@ -377,20 +366,15 @@ impl Conn {
     /// FIN, then read and discard the client's bytes until it closes (bounded).
     async fn linger(&mut self) {
         let _ = self.writer.shutdown().await;
-        let Some(side) = self.side.as_ref() else {
+        let Some(side) = self.side.as_mut() else {
             return;
         };
         let _ = tokio::time::timeout(LINGER_TIME, async {
             let mut total = 0;
             while total < LINGER_MAX {
-                if side.reader.readable().await.is_err() {
-                    return;
-                }
-                match read_discard(&side.reader) {
-                    Ok(0) => return,
+                match read_discard(&mut side.reader).await {
+                    Ok(0) | Err(_) => return,
                     Ok(n) => total += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return,
                 }
             }
         })
@@ -440,9 +424,9 @@ async fn wait_back(
     }
 }
 
-async fn readable(side: Option<&ReadSide>) -> std::io::Result<()> {
+async fn read_some(side: Option<&mut ReadSide>) -> std::io::Result<usize> {
     match side {
-        Some(side) => side.reader.readable().await,
+        Some(side) => read_more(&mut side.reader, &mut side.buf).await,
         None => std::future::pending().await,
     }
 }

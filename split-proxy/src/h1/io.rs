@@ -1,12 +1,15 @@
 //! Socket reads without a per-connection buffer: bytes are read into a thread-local
 //! scratch buffer, and only what arrived is copied into the connection's (right-sized)
-//! buffer.
+//! buffer. Reads go through tokio's `poll_read`, which notes that a short read drained
+//! the socket, so waiting for the next request costs no extra `recvfrom`.
 
 use std::cell::RefCell;
 use std::io;
+use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::tcp::OwnedReadHalf;
 
 /// Largest single read.
@@ -27,35 +30,39 @@ fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     })
 }
 
-/// One non-blocking read appended to `buf`: `Ok(0)` at end of stream, `WouldBlock` when
-/// nothing is there.
-pub fn read_more(reader: &OwnedReadHalf, buf: &mut BytesMut) -> io::Result<usize> {
+/// One read: what arrived is appended to `buf` (or thrown away when `buf` is `None`);
+/// `Ok(0)` at end of stream.
+pub fn poll_read(
+    reader: &mut OwnedReadHalf,
+    cx: &mut Context<'_>,
+    buf: Option<&mut BytesMut>,
+) -> Poll<io::Result<usize>> {
     with_scratch(|scratch| {
-        let n = reader.try_read(scratch)?;
-        buf.extend_from_slice(&scratch[..n]);
-        Ok(n)
+        let mut read = ReadBuf::new(scratch);
+        ready!(Pin::new(reader).poll_read(cx, &mut read))?;
+        let filled = read.filled();
+        if let Some(buf) = buf {
+            buf.extend_from_slice(filled);
+        }
+        Poll::Ready(Ok(filled.len()))
     })
 }
 
-/// One non-blocking read whose bytes are thrown away.
-pub fn read_discard(reader: &OwnedReadHalf) -> io::Result<usize> {
-    with_scratch(|scratch| reader.try_read(scratch))
-}
-
-/// [`read_more`], waiting for the socket to be readable.
+/// [`poll_read`] into `buf`.
 pub fn poll_read_more(
-    reader: &OwnedReadHalf,
+    reader: &mut OwnedReadHalf,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    // Bounded: each WouldBlock clears readiness, so the next poll is Pending.
-    for _ in 0..64 {
-        ready!(reader.as_ref().poll_read_ready(cx))?;
-        match read_more(reader, buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return Poll::Ready(other),
-        }
-    }
-    cx.waker().wake_by_ref();
-    Poll::Pending
+    poll_read(reader, cx, Some(buf))
+}
+
+/// Reads once into `buf`.
+pub async fn read_more(reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read_more(reader, cx, buf)).await
+}
+
+/// Reads once and throws the bytes away.
+pub async fn read_discard(reader: &mut OwnedReadHalf) -> io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read(reader, cx, None)).await
 }
