@@ -9,6 +9,7 @@
 //!   unsupported `Transfer-Encoding`, `Transfer-Encoding` on HTTP/1.0, both
 //!   `Transfer-Encoding` and `Content-Length`, or conflicting `Content-Length` values → 400.
 
+use bytes::{Bytes, BytesMut};
 use http::header::{
     HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING,
 };
@@ -62,48 +63,80 @@ pub struct Head {
     pub keep_alive: bool,
     /// `Expect: 100-continue` on HTTP/1.1 with a body.
     pub expect_continue: bool,
-    /// Bytes of the buffer the head took (including leading empty lines).
-    pub len: usize,
 }
 
-/// Parses the head at the start of `buf`: `Ok(None)` when more bytes are needed.
-pub fn parse(buf: &[u8]) -> Result<Option<Head>, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            check_limits(buf)?;
-            return Ok(None);
+/// Parses the head at the start of `buf`: `Ok(None)` when more bytes are needed. A
+/// complete head is split off `buf` (what follows stays), and the header values and
+/// target share its bytes instead of copying them.
+pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    // Where method, target and every field are in the head: (start, len) pairs.
+    let mut spans = [[0u32; 4]; MAX_HEADERS];
+    let (len, count, method, target, version) = {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut fields);
+        let len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                check_limits(buf)?;
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                check_request_line(buf)?;
+                return Err(HeadError::TooLarge);
+            }
+            Err(_) => {
+                check_request_line(buf)?;
+                return Err(HeadError::Malformed);
+            }
+        };
+        check_limits(&buf[..len])?;
+        let base = buf.as_ptr() as usize;
+        // httparse's slices point into `buf`, which is at most a few hundred KiB.
+        let span = |s: &[u8]| -> [u32; 2] {
+            let start = (s.as_ptr() as usize).saturating_sub(base);
+            [
+                u32::try_from(start).unwrap_or(u32::MAX),
+                u32::try_from(s.len()).unwrap_or(u32::MAX),
+            ]
+        };
+        for (slot, field) in spans.iter_mut().zip(req.headers.iter()) {
+            let [ns, nl] = span(field.name.as_bytes());
+            let [vs, vl] = span(field.value);
+            *slot = [ns, nl, vs, vl];
         }
-        Err(httparse::Error::TooManyHeaders) => {
-            check_request_line(buf)?;
-            return Err(HeadError::TooLarge);
-        }
-        Err(_) => {
-            check_request_line(buf)?;
+        let version = match req.version {
+            Some(0) => Version::HTTP_10,
+            Some(1) => Version::HTTP_11,
+            _ => return Err(HeadError::Malformed),
+        };
+        let method = req
+            .method
+            .map(|m| span(m.as_bytes()))
+            .ok_or(HeadError::Malformed)?;
+        let target = req
+            .path
+            .map(|p| span(p.as_bytes()))
+            .ok_or(HeadError::Malformed)?;
+        (len, req.headers.len(), method, target, version)
+    };
+    let bytes = buf.split_to(len).freeze();
+    let part = |[start, len]: [u32; 2]| -> Result<Bytes, HeadError> {
+        let start = start as usize;
+        let end = start
+            .checked_add(len as usize)
+            .ok_or(HeadError::Malformed)?;
+        if end > bytes.len() {
             return Err(HeadError::Malformed);
         }
+        Ok(bytes.slice(start..end))
     };
-    check_limits(&buf[..len])?;
-    let method = req
-        .method
-        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-        .ok_or(HeadError::Malformed)?;
-    let uri = req
-        .path
-        .and_then(|p| Uri::try_from(p).ok())
-        .ok_or(HeadError::Malformed)?;
-    let version = match req.version {
-        Some(0) => Version::HTTP_10,
-        Some(1) => Version::HTTP_11,
-        _ => return Err(HeadError::Malformed),
-    };
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
-    for field in req.headers.iter() {
-        let name =
-            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
-        let value = HeaderValue::from_bytes(field.value).map_err(|_| HeadError::Malformed)?;
+    let method = Method::from_bytes(&part(method)?).map_err(|_| HeadError::Malformed)?;
+    let uri = Uri::from_maybe_shared(part(target)?).map_err(|_| HeadError::Malformed)?;
+    let mut headers = HeaderMap::with_capacity(count);
+    for [ns, nl, vs, vl] in spans.iter().take(count).copied() {
+        let name = HeaderName::from_bytes(&part([ns, nl])?).map_err(|_| HeadError::Malformed)?;
+        let value =
+            HeaderValue::from_maybe_shared(part([vs, vl])?).map_err(|_| HeadError::Malformed)?;
         headers.append(name, value);
     }
     let framing = framing(version, &headers)?;
@@ -121,7 +154,6 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>, HeadError> {
         framing,
         keep_alive,
         expect_continue,
-        len,
     }))
 }
 
