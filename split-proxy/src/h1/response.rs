@@ -114,7 +114,9 @@ pub fn encode(status: StatusCode, reason: Option<&[u8]>, headers: &HeaderMap) ->
     out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        title_case(name.as_str().as_bytes(), &mut out);
+        let start = out.len();
+        out.extend_from_slice(name.as_str().as_bytes());
+        title_case(&mut out[start..]);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -123,12 +125,14 @@ pub fn encode(status: StatusCode, reason: Option<&[u8]>, headers: &HeaderMap) ->
     out
 }
 
-/// `content-type` → `Content-Type` (hyper's `title_case_headers`).
-fn title_case(name: &[u8], out: &mut Vec<u8>) {
+/// `content-type` → `Content-Type` in place (hyper's `title_case_headers`).
+fn title_case(name: &mut [u8]) {
     let mut upper = true;
-    for &b in name {
-        out.push(if upper { b.to_ascii_uppercase() } else { b });
-        upper = b == b'-';
+    for b in name {
+        if upper {
+            b.make_ascii_uppercase();
+        }
+        upper = *b == b'-';
     }
 }
 
