@@ -12,7 +12,10 @@
 //! - [`response`]: response framing decisions and head serialization.
 //! - [`write`]: writing the response body frame by frame.
 //! - [`conn`]: the connection loop.
+//! - [`io`]: socket reads through a thread-local scratch buffer.
+//! - [`date`]: the cached `Date` header.
 //! - [`error`]: split's JSON answer to refused heads.
+//! - [`h2`]: the hand-off of h2 prior-knowledge clients to hyper.
 
 pub mod body;
 pub mod chunked;
