@@ -216,6 +216,8 @@ pub struct RequestBody {
 #[derive(Debug)]
 enum Kind {
     Empty,
+    /// A whole body that arrived with the head (taken when polled).
+    Buffered(Option<Bytes>),
     H1(H1Body),
     H2(hyper::body::Incoming),
 }
@@ -224,6 +226,13 @@ impl RequestBody {
     /// No body.
     pub fn empty() -> RequestBody {
         RequestBody { kind: Kind::Empty }
+    }
+
+    /// A whole body already read (it came with the head).
+    pub fn buffered(bytes: Bytes) -> RequestBody {
+        RequestBody {
+            kind: Kind::Buffered(Some(bytes)),
+        }
     }
 
     /// An HTTP/1.1 body read from `side`, which is sent to `back` when the body ends or
@@ -266,6 +275,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match &mut self.get_mut().kind {
             Kind::Empty => Poll::Ready(None),
+            Kind::Buffered(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::H2(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::from),
             Kind::H1(body) => {
                 if body
@@ -290,6 +300,7 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Empty => true,
+            Kind::Buffered(bytes) => bytes.is_none(),
             Kind::H2(body) => body.is_end_stream(),
             Kind::H1(body) => body.side.as_ref().is_none_or(ReadSide::is_done),
         }
@@ -298,6 +309,9 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
+            Kind::Buffered(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
             Kind::H2(body) => body.size_hint(),
             Kind::H1(body) => match body.side.as_ref().map(|s| &s.remaining) {
                 None | Some(Remaining::Done) => SizeHint::with_exact(0),

@@ -197,6 +197,17 @@ impl Conn {
                 self.side = Some(side);
                 RequestBody::empty()
             }
+            // The whole body came with the head (the common case for API calls): hand it
+            // over as is and keep the socket here.
+            Framing::Length(n) if n <= side.buf.len() as u64 => {
+                // n <= buf.len(), so it fits in usize.
+                let bytes = side.buf.split_to(n as usize).freeze();
+                if side.buf.is_empty() {
+                    side.buf = BytesMut::new();
+                }
+                self.side = Some(side);
+                RequestBody::buffered(bytes)
+            }
             Framing::Length(_) | Framing::Chunked => {
                 side.remaining = match framing {
                     Framing::Length(n) => Remaining::Length(n),
