@@ -105,6 +105,9 @@ pub(crate) async fn send(
     let needs_body = arm.needs_body();
     let is_json = crate::request_edit::is_json(&parts.headers);
     let mut headers = parts.headers.clone();
+    // Room for the forwarded headers and a rewrite or two: the clone is sized to the
+    // client's headers, and growing it field by field rehashed it up to twice.
+    headers.reserve(8);
     strip_hop_by_hop(&mut headers);
     headers.remove(EXPECT);
     let key_auth = route.plugins.key_auth_route.as_ref();
