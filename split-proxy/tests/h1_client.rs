@@ -216,7 +216,7 @@ async fn sequential_requests_share_one_connection_and_bodies_are_framed() {
             client.get(&gw.url(&format!("/get/{i}"))).await
         } else {
             client
-                .send(Method::POST, &gw.url("/post"), &[], &format!("body {i}"))
+                .send(Method::POST, &gw.url("/post"), &[], format!("body {i}"))
                 .await
         };
         assert_eq!(r.status, 200, "{i}: {}", r.text());
@@ -344,7 +344,7 @@ async fn an_early_413_arrives_while_the_upload_is_stalled() {
     let body = "x".repeat(32 << 20);
     let started = Instant::now();
     let r = client
-        .send(Method::POST, &gw.url("/upload"), &[], &body)
+        .send(Method::POST, &gw.url("/upload"), &[], body)
         .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.text(), "too big!");
