@@ -275,6 +275,8 @@ fn build_h2_request(
     Ok(request)
 }
 
+// The answer is the common case: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Sent {
     Answer(Response<UpstreamBody>),
     /// Not sent (a pooled connection closed meanwhile): the body comes back.

@@ -143,6 +143,8 @@ impl Body for H1Body {
 }
 
 /// The response body of any upstream: our HTTP/1.1 client or hyper's h2 client.
+// HTTP/1.1 is the common case: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum UpstreamBody {
     /// HTTP/1.1.
     H1(H1Body),
