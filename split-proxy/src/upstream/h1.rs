@@ -21,10 +21,15 @@ use super::h1_head::{
 use super::h1_upload::{Upload, UploadError};
 use crate::body::ProxyBody;
 
-/// Bytes asked for by the first read of a connection.
-const FIRST_READ: usize = 4 * 1024;
-/// Most bytes asked for by one read (reads that fill their space double it).
-const MAX_READ: usize = 64 * 1024;
+/// Bytes asked for by one read.
+const READ_SIZE: usize = 32 * 1024;
+
+thread_local! {
+    /// Where reads land before the bytes are copied into the connection's buffer: zeroed
+    /// once per thread, where reading straight into a `BytesMut` would zero its spare
+    /// room on every read (no `unsafe` here to skip that).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SIZE]);
+}
 
 /// An HTTP/1.1 connection to an upstream, idle or leased for one request.
 pub struct H1Conn {
@@ -35,8 +40,6 @@ pub struct H1Conn {
     pub peer: SocketAddr,
     /// Requests answered on it so far.
     pub uses: u32,
-    /// Bytes asked for by the next read.
-    read_size: usize,
 }
 
 impl H1Conn {
@@ -47,7 +50,6 @@ impl H1Conn {
             buf: BytesMut::new(),
             peer,
             uses: 0,
-            read_size: FIRST_READ,
         }
     }
 
@@ -72,22 +74,34 @@ impl H1Conn {
 
     /// Reads more bytes into `buf`; `Ready(Ok(0))` at end of file.
     pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        let len = self.buf.len();
-        let size = self.read_size;
-        self.buf.reserve(size);
-        self.buf.resize(len + size, 0);
-        let mut read = ReadBuf::new(&mut self.buf[len..]);
-        let polled = Pin::new(&mut *self.io).poll_read(cx, &mut read);
-        let n = read.filled().len();
-        self.buf.truncate(len + n);
-        if n == size {
-            self.read_size = (size * 2).min(MAX_READ);
+        let (io, buf) = (&mut *self.io, &mut self.buf);
+        let shared = SCRATCH.try_with(|scratch| {
+            let mut scratch = scratch.try_borrow_mut().ok()?;
+            Some(read_into(io, buf, &mut scratch[..], cx))
+        });
+        match shared {
+            Ok(Some(polled)) => polled,
+            // Only while the thread exits (or if a read ever nested): a small local one.
+            _ => read_into(io, buf, &mut [0u8; 4096], cx),
         }
-        match polled {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(n)),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+    }
+}
+
+/// Reads into `scratch` and appends what came to `buf`.
+fn read_into(
+    io: &mut dyn Io,
+    buf: &mut BytesMut,
+    scratch: &mut [u8],
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    let mut read = ReadBuf::new(scratch);
+    let polled = Pin::new(io).poll_read(cx, &mut read);
+    let filled = read.filled();
+    buf.extend_from_slice(filled);
+    match polled {
+        Poll::Ready(Ok(())) => Poll::Ready(Ok(filled.len())),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
     }
 }
 
