@@ -7,16 +7,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderValue, HOST};
 use http::{Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
-use split_core::config::upstream::{Node, Scheme, Timeout, Upstream};
+use http_body::Body;
+use split_core::config::upstream::{KeepalivePool, Node, Scheme, Timeout, Upstream};
 use split_core::snapshot::CompiledUpstream;
 
 use crate::body::{stream, ProxyBody};
 use crate::upload::{Progress, ProgressBody};
 use crate::upstream::connect::ConnectError;
-use crate::upstream::pool::{Lease, Pool, PoolKey, Sender};
+use crate::upstream::h1::{Exchange, H1Conn};
+use crate::upstream::h1_body::{H1Body, Reuse, UpstreamBody};
+use crate::upstream::h1_head::{encode_request, request_framing, valid_target};
+use crate::upstream::h1_upload::Upload;
+use crate::upstream::pool::{Pool, PoolKey, Sender};
 
 /// nginx's defaults for `proxy_{connect,send,read}_timeout`.
 pub const DEFAULT_TIMEOUT: Timeout = Timeout {
@@ -40,12 +45,15 @@ pub struct Outgoing {
     pub client_host: Option<String>,
     /// Body.
     pub body: ProxyBody,
+    /// The body is in memory: it may be sent again when a reused connection turns out
+    /// closed before any answer.
+    pub in_memory: bool,
 }
 
 /// A response head from the upstream.
 pub struct Answer {
     /// The response (body still streaming).
-    pub response: Response<Incoming>,
+    pub response: Response<UpstreamBody>,
     /// Address actually used.
     pub peer: SocketAddr,
     /// Index of the node that answered (into the upstream's `nodes`).
@@ -147,19 +155,44 @@ pub async fn forward(
                     break;
                 }
             };
-            let request = match build_request(&mut out, &host, &key, &lease, current_body) {
-                Ok(r) => r,
-                Err(reason) => {
-                    return Err(ForwardError::Failed {
-                        timeout: false,
-                        reason,
-                    })
+            let (peer, reused) = (lease.peer, lease.reused);
+            let sent = match lease.sender {
+                Sender::H1(conn) => {
+                    let target = H1Target {
+                        pool,
+                        key: &key,
+                        limits: upstream.keepalive_pool,
+                        host: &host,
+                        method: &out.method,
+                        path: &out.path_and_query,
+                        headers: &out.headers,
+                        in_memory: out.in_memory,
+                    };
+                    match send_h1(target, conn, current_body, &timeouts, &upload).await {
+                        Ok(sent) => sent,
+                        Err(reason) => {
+                            return Err(ForwardError::Failed {
+                                timeout: false,
+                                reason,
+                            })
+                        }
+                    }
+                }
+                Sender::H2(sender) => {
+                    let request = match build_h2_request(&mut out, &host, &key, current_body) {
+                        Ok(r) => r,
+                        Err(reason) => {
+                            return Err(ForwardError::Failed {
+                                timeout: false,
+                                reason,
+                            })
+                        }
+                    };
+                    send_h2(sender, request, &mut out.headers, &timeouts, &upload).await
                 }
             };
-            match send(lease, request, &timeouts, &upload).await {
-                Sent::Answer(response, lease) => {
-                    let peer = lease.peer;
-                    pool.release(key, lease, upstream.keepalive_pool);
+            match sent {
+                Sent::Answer(response) => {
                     return Ok(Answer {
                         response,
                         peer,
@@ -167,9 +200,7 @@ pub async fn forward(
                         latency: started.elapsed(),
                     });
                 }
-                Sent::Unsent(returned, reused) => {
-                    let (parts, returned) = returned.into_parts();
-                    out.headers = parts.headers;
+                Sent::Unsent(returned) => {
                     body = Some(returned);
                     if !reused {
                         break;
@@ -224,74 +255,141 @@ fn default_host(node: &Node, scheme: Scheme) -> String {
     }
 }
 
-/// The request for one attempt; it takes `out.headers` (an unsent request gives them back).
-fn build_request(
+/// The h2 request for one attempt; it takes `out.headers` (an unsent request gives
+/// them back).
+fn build_h2_request(
     out: &mut Outgoing,
     host: &str,
     key: &PoolKey,
-    lease: &Lease,
     body: ProxyBody,
 ) -> Result<Request<ProxyBody>, String> {
-    let host_value =
-        HeaderValue::from_str(host).map_err(|_| format!("invalid upstream host '{host}'"))?;
-    let (uri, version) = match lease.sender {
-        Sender::H1(_) => (out.path_and_query.parse::<Uri>(), Version::HTTP_11),
-        Sender::H2(_) => {
-            let scheme = if key.tls { "https" } else { "http" };
-            (
-                format!("{scheme}://{host}{}", out.path_and_query).parse::<Uri>(),
-                Version::HTTP_2,
-            )
-        }
-    };
+    let scheme = if key.tls { "https" } else { "http" };
+    let uri = format!("{scheme}://{host}{}", out.path_and_query).parse::<Uri>();
     let uri = uri.map_err(|e| format!("invalid upstream uri '{}': {e}", out.path_and_query))?;
     let mut request = Request::new(body);
     *request.method_mut() = out.method.clone();
     *request.uri_mut() = uri;
-    *request.version_mut() = version;
+    *request.version_mut() = Version::HTTP_2;
     *request.headers_mut() = std::mem::take(&mut out.headers);
-    if version == Version::HTTP_11 {
-        request.headers_mut().insert(HOST, host_value);
-    } else {
-        request.headers_mut().remove(HOST);
-    }
+    request.headers_mut().remove(HOST);
     Ok(request)
 }
 
+// The answer is the common case: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Sent {
-    Answer(Response<Incoming>, Lease),
-    /// Not sent (a pooled connection closed meanwhile): the request comes back, and
-    /// whether the connection was a reused one.
-    Unsent(Request<ProxyBody>, bool),
+    Answer(Response<UpstreamBody>),
+    /// Not sent (a pooled connection closed meanwhile): the body comes back.
+    Unsent(ProxyBody),
     Failed {
         timeout: bool,
         reason: String,
     },
 }
 
-async fn send(
-    mut lease: Lease,
+/// Where an HTTP/1.1 attempt goes, and the request head.
+struct H1Target<'a> {
+    pool: &'a Arc<Pool>,
+    key: &'a PoolKey,
+    limits: KeepalivePool,
+    host: &'a str,
+    method: &'a Method,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    in_memory: bool,
+}
+
+/// One attempt on an HTTP/1.1 connection; `Err` when the request cannot be written
+/// (invalid host or target).
+async fn send_h1(
+    target: H1Target<'_>,
+    mut conn: H1Conn,
+    body: ProxyBody,
+    timeouts: &Timeout,
+    upload: &Progress,
+) -> Result<Sent, String> {
+    let host = HeaderValue::from_str(target.host)
+        .map_err(|_| format!("invalid upstream host '{}'", target.host))?;
+    if !valid_target(target.path) {
+        return Err(format!("invalid upstream uri '{}'", target.path));
+    }
+    let framing = request_framing(
+        target.method,
+        target.headers,
+        body.is_end_stream(),
+        body.size_hint().exact(),
+    );
+    let mut head = BytesMut::new();
+    encode_request(
+        &mut head,
+        target.method,
+        target.path,
+        &host,
+        target.headers,
+        framing,
+    );
+    let mut writer = Upload::new(head.freeze(), body, framing, target.in_memory);
+    let result = {
+        let exchange = Exchange::new(&mut conn, &mut writer, target.method);
+        wait_head(exchange, timeouts, upload).await
+    };
+    Ok(match result {
+        None => Sent::Failed {
+            timeout: true,
+            reason: "upstream timed out".into(),
+        },
+        Some(Ok(head)) => {
+            let reuse = Reuse {
+                pool: Arc::clone(target.pool),
+                key: target.key.clone(),
+                limits: target.limits,
+            };
+            let body = H1Body::new(conn, writer, &head, Some(reuse));
+            Sent::Answer(Response::from_parts(head.parts, UpstreamBody::H1(body)))
+        }
+        Some(Err(e)) => {
+            // A reused connection the upstream closed before answering: the request
+            // goes again on a fresh one if its body can be sent again.
+            let replay = if e.started || conn.uses == 0 {
+                None
+            } else {
+                writer.into_replay()
+            };
+            match replay {
+                Some(body) => {
+                    tracing::debug!(reason = %e.reason, "pooled upstream connection failed, retrying");
+                    Sent::Unsent(body)
+                }
+                None => Sent::Failed {
+                    timeout: false,
+                    reason: format!("upstream request failed: {}", e.reason),
+                },
+            }
+        }
+    })
+}
+
+/// One attempt on an h2 connection; an unsent request gives its headers back.
+async fn send_h2(
+    mut sender: hyper::client::conn::http2::SendRequest<ProxyBody>,
     request: Request<ProxyBody>,
+    headers: &mut HeaderMap,
     timeouts: &Timeout,
     upload: &Progress,
 ) -> Sent {
-    let reused = lease.reused;
-    let result = {
-        let fut: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
-            match &mut lease.sender {
-                Sender::H1(s) => Box::pin(s.try_send_request(request)),
-                Sender::H2(s) => Box::pin(s.try_send_request(request)),
-            };
-        wait_head(fut, timeouts, upload).await
-    };
+    let result = wait_head(Box::pin(sender.try_send_request(request)), timeouts, upload).await;
     match result {
         None => Sent::Failed {
             timeout: true,
             reason: "upstream timed out".into(),
         },
-        Some(Ok(response)) => Sent::Answer(response, lease),
+        Some(Ok(response)) => Sent::Answer(response.map(UpstreamBody::H2)),
         Some(Err(mut e)) => match e.take_message() {
-            Some(request) => Sent::Unsent(request, reused),
+            Some(request) => {
+                let (parts, body) = request.into_parts();
+                *headers = parts.headers;
+                Sent::Unsent(body)
+            }
             None => Sent::Failed {
                 timeout: false,
                 reason: format!("upstream request failed: {}", e.error()),

@@ -30,7 +30,7 @@ async fn probe_inner(pool: &Arc<Pool>, node: &Node, active: &ActiveCheck) -> Out
     };
     // Probes never go back to the pool: each one opens (or takes) a connection and drops it.
     let limits = KeepalivePool::default();
-    let mut lease = match pool.lease(&key, &limits, active.timeout).await {
+    let lease = match pool.lease(&key, &limits, active.timeout).await {
         Ok(lease) => lease,
         Err(ConnectError::Timeout(..)) => return Outcome::Timeout,
         Err(_) => return Outcome::TcpFailure,
@@ -70,14 +70,14 @@ async fn probe_inner(pool: &Arc<Pool>, node: &Node, active: &ActiveCheck) -> Out
     for (name, value) in &active.req_headers {
         headers.insert(name.clone(), value.clone());
     }
-    let sent = match &mut lease.sender {
-        Sender::H1(s) => {
-            if s.ready().await.is_err() {
-                return Outcome::TcpFailure;
-            }
-            s.send_request(request).await
+    let sent = match lease.sender {
+        Sender::H1(conn) => {
+            return match crate::upstream::h1::status_of(conn, request).await {
+                Ok(status) => Outcome::Status(status.as_u16()),
+                Err(_) => Outcome::TcpFailure,
+            };
         }
-        Sender::H2(s) => {
+        Sender::H2(mut s) => {
             if s.ready().await.is_err() {
                 return Outcome::TcpFailure;
             }

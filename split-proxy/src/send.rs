@@ -21,7 +21,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT, HOST};
 use http::{Response, StatusCode, Version};
-use hyper::body::Incoming;
 use split_core::snapshot::{CompiledRoute, CompiledUpstream, Rewrites};
 
 use crate::body::{full, ProxyBody};
@@ -32,6 +31,7 @@ use crate::record::RequestRecord;
 use crate::reply;
 use crate::request_edit::{model_of, rewrite_body, upstream_path};
 use crate::upload::Progress;
+use crate::upstream::h1_body::UpstreamBody;
 
 /// The client's request, as every try of it needs it.
 pub(crate) struct ClientRequest {
@@ -78,7 +78,7 @@ pub(crate) struct Answered {
     /// Head.
     pub head: http::response::Parts,
     /// Body, still streaming.
-    pub body: Incoming,
+    pub body: UpstreamBody,
     /// Per-frame timeout for reading the body.
     pub read: Duration,
 }
@@ -143,6 +143,7 @@ pub(crate) async fn send(
         }
     }
     let host_override = arm.rewrites.iter().rev().find_map(|r| r.host.clone());
+    let in_memory = matches!(body, Upload::Bytes(_));
     let upload_body = match body {
         Upload::Stream(body) => body,
         Upload::Bytes(bytes) => {
@@ -180,6 +181,7 @@ pub(crate) async fn send(
         host_override,
         client_host: req.host_header.clone(),
         body: upload_body,
+        in_memory,
     };
     let upload = Progress::new(is_json && record.model.is_none());
     let metrics = &gw.observer.metrics;

@@ -1,12 +1,10 @@
 //! Keep-alive connection pool per upstream node.
 //!
-//! HTTP/1.1 connections are leased one request at a time. They go back to the pool as
-//! soon as their response head arrived, while the body may still be streaming: a lease
-//! takes the oldest pooled connection that hyper reports ready (previous response read to
-//! the end), skips busy ones, and drops closed ones. This costs no task per request (the
-//! alternative, waiting for `ready()` in a spawned task, was a tenth of the proxy's
-//! instructions per request). h2 connections are shared by every request to the node.
-//! Pooled HTTP/1.1 connections are bounded by the upstream's
+//! HTTP/1.1 connections are our own ([`H1Conn`]): leased for one request, given back by
+//! the response body once it ended cleanly ([`Pool::give_back`]), so every pooled
+//! connection is idle. The newest is leased first, after a non-blocking read checked
+//! the upstream did not close it meanwhile. h2 connections (hyper) are shared by every
+//! request to the node. Pooled HTTP/1.1 connections are bounded by the upstream's
 //! `keepalive_pool {size, idle_timeout, requests}`.
 
 use std::collections::{HashMap, VecDeque};
@@ -14,11 +12,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use split_core::config::upstream::KeepalivePool;
 
 use super::connect::{ConnectError, Connector};
+use super::h1::H1Conn;
 use crate::body::ProxyBody;
 
 /// Identity of a node connection: the host and port asked for (before `--connect-to`)
@@ -35,8 +34,8 @@ pub struct PoolKey {
 
 /// A request sender on one connection.
 pub enum Sender {
-    /// HTTP/1.1: one request at a time.
-    H1(http1::SendRequest<ProxyBody>),
+    /// HTTP/1.1: the connection itself, one request at a time.
+    H1(H1Conn),
     /// h2: multiplexed.
     H2(http2::SendRequest<ProxyBody>),
 }
@@ -49,21 +48,17 @@ pub struct Lease {
     pub peer: SocketAddr,
     /// True when the connection was reused from the pool.
     pub reused: bool,
-    uses: u32,
 }
 
 struct IdleH1 {
-    sender: http1::SendRequest<ProxyBody>,
-    peer: SocketAddr,
-    /// When it was given back (its response body may have ended later).
+    conn: H1Conn,
+    /// When it was given back.
     since: Instant,
-    uses: u32,
 }
 
 #[derive(Default)]
 struct Idle {
-    /// Oldest first: the longer ago a connection was given back, the likelier its
-    /// response body has been read to the end.
+    /// Oldest first; leases take the newest.
     h1: HashMap<PoolKey, VecDeque<IdleH1>>,
     h2: HashMap<PoolKey, (http2::SendRequest<ProxyBody>, SocketAddr)>,
 }
@@ -110,9 +105,9 @@ impl Pool {
             .connector
             .connect(&key.host, key.port, key.tls, connect_timeout)
             .await?;
-        let name = format!("{}:{}", key.host, key.port);
-        let io = TokioIo::new(conn.io);
         if conn.h2 {
+            let name = format!("{}:{}", key.host, key.port);
+            let io = TokioIo::new(conn.io);
             let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                 .handshake(io)
                 .await
@@ -129,94 +124,69 @@ impl Pool {
                 sender: Sender::H2(sender),
                 peer: conn.peer,
                 reused: false,
-                uses: 0,
             });
         }
-        let (sender, connection) = http1::Builder::new()
-            .title_case_headers(true)
-            .handshake(io)
-            .await
-            .map_err(|e| ConnectError::Tcp(name, format!("http/1.1 handshake: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "upstream connection ended");
-            }
-        });
         Ok(Lease {
-            sender: Sender::H1(sender),
+            sender: Sender::H1(H1Conn::new(conn.io, conn.peer)),
             peer: conn.peer,
             reused: false,
-            uses: 0,
         })
     }
 
     fn take_idle(&self, key: &PoolKey, limits: &KeepalivePool) -> Option<Lease> {
-        let mut idle = self.lock();
-        if let Some((sender, peer)) = idle.h2.get(key) {
-            if !sender.is_closed() && sender.is_ready() {
+        {
+            let mut idle = self.lock();
+            if let Some((sender, peer)) = idle.h2.get(key) {
+                if !sender.is_closed() && sender.is_ready() {
+                    return Some(Lease {
+                        sender: Sender::H2(sender.clone()),
+                        peer: *peer,
+                        reused: true,
+                    });
+                }
+                idle.h2.remove(key);
+            }
+        }
+        // Bounded: each turn removes one connection from the list.
+        loop {
+            let entry = {
+                let mut idle = self.lock();
+                let list = idle.h1.get_mut(key)?;
+                let entry = list.pop_back()?;
+                if entry.since.elapsed() >= limits.idle_timeout {
+                    // The newest is stale, so are the older ones.
+                    list.clear();
+                    return None;
+                }
+                entry
+            };
+            let mut conn = entry.conn;
+            if conn.is_alive() {
                 return Some(Lease {
-                    sender: Sender::H2(sender.clone()),
-                    peer: *peer,
+                    peer: conn.peer,
+                    sender: Sender::H1(conn),
                     reused: true,
-                    uses: 0,
                 });
             }
-            idle.h2.remove(key);
         }
-        let list = idle.h1.get_mut(key)?;
-        let mut now = None;
-        let mut i = 0;
-        while i < list.len() {
-            let entry = &list[i];
-            if entry.sender.is_closed() {
-                list.remove(i);
-                continue;
-            }
-            if !entry.sender.is_ready() {
-                // Still reading its previous response: leave it for a later lease.
-                i += 1;
-                continue;
-            }
-            let now = *now.get_or_insert_with(Instant::now);
-            let stale = now.saturating_duration_since(entry.since) >= limits.idle_timeout;
-            let Some(entry) = list.remove(i) else { break };
-            if stale {
-                continue;
-            }
-            return Some(Lease {
-                sender: Sender::H1(entry.sender),
-                peer: entry.peer,
-                reused: true,
-                uses: entry.uses,
-            });
-        }
-        None
     }
 
-    /// Gives an HTTP/1.1 connection back as soon as its response head arrived; it is
-    /// leased again only once hyper reports it ready (an abandoned body closes it).
-    /// `lease` must be the one whose response just arrived; h2 leases need no release.
-    pub fn release(&self, key: PoolKey, lease: Lease, limits: KeepalivePool) {
-        let Sender::H1(sender) = lease.sender else {
-            return;
-        };
-        let uses = lease.uses.saturating_add(1);
-        if uses >= limits.requests || limits.size == 0 || sender.is_closed() {
+    /// Takes back an HTTP/1.1 connection whose response ended cleanly, within the
+    /// upstream's `keepalive_pool` limits (else it is closed).
+    pub fn give_back(&self, key: PoolKey, conn: H1Conn, limits: KeepalivePool) {
+        if conn.uses >= limits.requests || limits.size == 0 {
             return;
         }
         let mut idle = self.lock();
         let list = idle.h1.entry(key).or_default();
         if list.len() >= limits.size as usize {
-            list.retain(|e| !e.sender.is_closed());
+            // Full: the oldest goes.
+            list.pop_front();
         }
-        if list.len() < limits.size as usize {
-            list.push_back(IdleH1 {
-                sender,
-                peer: lease.peer,
-                since: Instant::now(),
-                uses,
-            });
-        }
+        list.push_back(IdleH1 {
+            conn,
+            since: Instant::now(),
+        });
     }
 
     // A poisoned lock only means a thread panicked while holding it; the map itself is

@@ -1,0 +1,414 @@
+//! HTTP/1.1 heads on the upstream side: the request head written into one buffer, and
+//! the response head parsed with `httparse` within bounds ([`MAX_HEAD`] bytes,
+//! [`MAX_HEADERS`] fields), with the body framing it announces.
+
+use bytes::BytesMut;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{Method, StatusCode, Version};
+
+/// Largest response head accepted (status line and headers).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields accepted in a response head.
+pub const MAX_HEADERS: usize = 100;
+
+/// How a request body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// No body and no framing header (e.g. a GET).
+    None,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Picks the framing of a request body: `Content-Length` when its size is known (exact
+/// size hint, else the client's `Content-Length` header), otherwise chunked. An empty
+/// body gets `Content-Length: 0` only when the method usually carries one or the client
+/// sent the header.
+pub fn request_framing(
+    method: &Method,
+    headers: &HeaderMap,
+    end_stream: bool,
+    exact: Option<u64>,
+) -> RequestFraming {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if end_stream || exact == Some(0) {
+        let wants_length =
+            declared.is_some() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+        return if wants_length {
+            RequestFraming::Length(0)
+        } else {
+            RequestFraming::None
+        };
+    }
+    match exact.or(declared) {
+        Some(n) => RequestFraming::Length(n),
+        None => RequestFraming::Chunked,
+    }
+}
+
+/// True when `path` can go on a request line as is (visible ASCII, no spaces).
+pub fn valid_target(path: &str) -> bool {
+    !path.is_empty() && path.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// Appends the request head to `buf`: request line, `Host`, the headers (except any
+/// `Host`, `Content-Length` and `Transfer-Encoding` in `headers`, replaced by `framing`),
+/// blank line. `path` must pass [`valid_target`] and `host` be a valid header value.
+pub fn encode_request(
+    buf: &mut BytesMut,
+    method: &Method,
+    path: &str,
+    host: &HeaderValue,
+    headers: &HeaderMap,
+    framing: RequestFraming,
+) {
+    buf.reserve(64 + path.len() + headers.len() * 32);
+    buf.extend_from_slice(method.as_str().as_bytes());
+    buf.extend_from_slice(b" ");
+    buf.extend_from_slice(path.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    buf.extend_from_slice(host.as_bytes());
+    buf.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        if name == HOST || name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        buf.extend_from_slice(name.as_str().as_bytes());
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        RequestFraming::None => {}
+        RequestFraming::Length(n) => {
+            buf.extend_from_slice(b"content-length: ");
+            buf.extend_from_slice(n.to_string().as_bytes());
+            buf.extend_from_slice(b"\r\n");
+        }
+        RequestFraming::Chunked => buf.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body (HEAD, 204, 304).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the upstream closes the connection.
+    Close,
+}
+
+/// A parsed final response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status, version and headers (as received, framing headers included).
+    pub parts: http::response::Parts,
+    /// How the body is delimited.
+    pub framing: BodyFraming,
+    /// The upstream allows another request on this connection afterwards.
+    pub keep_alive: bool,
+}
+
+/// What the bytes read so far hold.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// A 1xx interim response of that many bytes, to skip.
+    Interim(usize),
+    /// The final head and its length in bytes.
+    Final(ResponseHead, usize),
+}
+
+/// Why a response head is refused (the gateway answers 502).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// Larger than [`MAX_HEAD`].
+    #[error("upstream response head larger than {MAX_HEAD} bytes")]
+    TooLarge,
+    /// More than [`MAX_HEADERS`] fields.
+    #[error("upstream response head has more than {MAX_HEADERS} headers")]
+    TooManyHeaders,
+    /// Not HTTP/1.x or malformed.
+    #[error("invalid upstream response head: {0}")]
+    Invalid(String),
+}
+
+/// Parses the response head at the start of `buf`, for a request with `method`.
+pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut fields);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() >= MAX_HEAD {
+                Err(HeadError::TooLarge)
+            } else {
+                Ok(Parsed::Partial)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(e) => return Err(HeadError::Invalid(e.to_string())),
+    };
+    if len > MAX_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    // httparse only completes a head with a version and a 3-digit code.
+    let code = response.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| HeadError::Invalid(format!("status code {code}")))?;
+    if status.is_informational() {
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(HeadError::Invalid(
+                "unexpected 101 Switching Protocols".into(),
+            ));
+        }
+        return Ok(Parsed::Interim(len));
+    }
+    let version = if response.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    for field in response.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| HeadError::Invalid(format!("header name '{}'", field.name)))?;
+        let value = HeaderValue::from_bytes(field.value)
+            .map_err(|_| HeadError::Invalid(format!("value of header '{}'", field.name)))?;
+        headers.append(name, value);
+    }
+    let keep_alive = keep_alive(version, &headers);
+    let framing = body_framing(method, status, &headers)?;
+    let keep_alive = keep_alive && framing != BodyFraming::Close;
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Parsed::Final(
+        ResponseHead {
+            parts,
+            framing,
+            keep_alive,
+        },
+        len,
+    ))
+}
+
+/// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only with
+/// `Connection: keep-alive`.
+fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let mut close = false;
+    let mut keep = false;
+    for value in headers.get_all(http::header::CONNECTION) {
+        for token in value.to_str().unwrap_or("").split(',') {
+            let token = token.trim();
+            close |= token.eq_ignore_ascii_case("close");
+            keep |= token.eq_ignore_ascii_case("keep-alive");
+        }
+    }
+    !close && (version == Version::HTTP_11 || keep)
+}
+
+/// The body framing of a response (RFC 9112 §6.3).
+fn body_framing(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<BodyFraming, HeadError> {
+    if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(BodyFraming::Empty);
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        let last = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty());
+        let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+        return Ok(if chunked {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::Close
+        });
+    }
+    let mut length: Option<u64> = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.to_str().unwrap_or("x").split(',') {
+            let part = part.trim();
+            let n = if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+                part.parse::<u64>().ok()
+            } else {
+                None
+            };
+            let n = n.ok_or_else(|| HeadError::Invalid(format!("content-length '{part}'")))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::Invalid(
+                    "conflicting content-length values".into(),
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => BodyFraming::Empty,
+        Some(n) => BodyFraming::Length(n),
+        None => BodyFraming::Close,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(text: &str) -> Result<Parsed, HeadError> {
+        parse_response(text.as_bytes(), &Method::GET)
+    }
+
+    fn head(text: &str) -> ResponseHead {
+        match parse(text) {
+            Ok(Parsed::Final(head, len)) => {
+                assert_eq!(len, text.len());
+                head
+            }
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn framing_follows_the_headers() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (BodyFraming::Length(5), true));
+        assert_eq!(h.parts.headers["x-a"], "b");
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::Chunked);
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (BodyFraming::Close, false));
+        let h = head("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (BodyFraming::Close, false));
+        let h = head("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (BodyFraming::Empty, true));
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nConnection: close\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (BodyFraming::Length(7), false));
+        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n");
+        assert!(!h.keep_alive);
+        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: Keep-Alive\r\n\r\n");
+        assert!(h.keep_alive);
+        let text = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
+        match parse_response(text.as_bytes(), &Method::HEAD) {
+            Ok(Parsed::Final(h, _)) => assert_eq!(h.framing, BodyFraming::Empty),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_heads_are_refused_with_a_reason() {
+        let conflict = parse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
+        assert!(matches!(conflict, Err(HeadError::Invalid(m)) if m.contains("conflicting")));
+        assert!(parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").is_err());
+        assert!(parse("HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n").is_err());
+        assert!(parse("SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(parse("HTTP/1.1 101 Switching\r\n\r\n").is_err());
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
+        let text = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        assert_eq!(parse(&text).err(), Some(HeadError::TooManyHeaders));
+        let big = format!("HTTP/1.1 200 OK\r\nx-big: {}\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(parse(&big).err(), Some(HeadError::TooLarge));
+        assert!(matches!(
+            parse("HTTP/1.1 200 OK\r\nx: y\r\n"),
+            Ok(Parsed::Partial)
+        ));
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_by_length() {
+        let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
+        match parse(text) {
+            Ok(Parsed::Interim(n)) => assert_eq!(n, 25),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_head_carries_host_headers_and_framing() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", HeaderValue::from_static("1"));
+        headers.insert(HOST, HeaderValue::from_static("ignored"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("99"));
+        let mut buf = BytesMut::new();
+        let host = HeaderValue::from_static("up:8080");
+        encode_request(
+            &mut buf,
+            &Method::POST,
+            "/v1?q=1",
+            &host,
+            &headers,
+            RequestFraming::Length(3),
+        );
+        assert_eq!(
+            &buf[..],
+            b"POST /v1?q=1 HTTP/1.1\r\nhost: up:8080\r\nx-a: 1\r\ncontent-length: 3\r\n\r\n"
+        );
+        let get = request_framing(&Method::GET, &HeaderMap::new(), true, Some(0));
+        assert_eq!(get, RequestFraming::None);
+        let post = request_framing(&Method::POST, &HeaderMap::new(), true, Some(0));
+        assert_eq!(post, RequestFraming::Length(0));
+        let streamed = request_framing(&Method::POST, &HeaderMap::new(), false, None);
+        assert_eq!(streamed, RequestFraming::Chunked);
+        let declared = request_framing(&Method::POST, &headers, false, None);
+        assert_eq!(declared, RequestFraming::Length(99));
+        assert!(valid_target("/a?b=%20"));
+        assert!(!valid_target("/a b") && !valid_target("/a\r\n") && !valid_target(""));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_response(&bytes, &Method::GET);
+        }
+
+        #[test]
+        fn every_prefix_is_partial_and_the_whole_parses_the_same(
+            values in proptest::collection::vec("[a-z0-9 ]{0,20}", 0..8),
+            len in 0u64..100_000,
+        ) {
+            let mut text = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n");
+            for (i, v) in values.iter().enumerate() {
+                text.push_str(&format!("x-{i}: {v}\r\n"));
+            }
+            text.push_str("\r\nbody");
+            let full = text.len() - 4;
+            for cut in 0..full {
+                let parsed = parse_response(&text.as_bytes()[..cut], &Method::GET);
+                prop_assert!(matches!(parsed, Ok(Parsed::Partial)), "cut {}", cut);
+            }
+            match parse_response(text.as_bytes(), &Method::GET) {
+                Ok(Parsed::Final(h, n)) => {
+                    prop_assert_eq!(n, full);
+                    let expect = if len == 0 { BodyFraming::Empty } else { BodyFraming::Length(len) };
+                    prop_assert_eq!(h.framing, expect);
+                    for (i, v) in values.iter().enumerate() {
+                        prop_assert_eq!(h.parts.headers[format!("x-{i}").as_str()].as_bytes(), v.trim().as_bytes());
+                    }
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+}
