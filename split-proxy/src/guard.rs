@@ -182,9 +182,11 @@ impl GuardState {
                 since: SystemTime::now(),
             },
         );
-        metrics.set_guard(&target.route, target.rule, &target.label, true);
         drop(trips);
+        // Persisted before it is exported: whoever sees `split_guard_tripped` = 1 can
+        // rely on the trip surviving a restart (even a `kill -9` right after).
         self.persist();
+        metrics.set_guard(&target.route, target.rule, &target.label, true);
     }
 
     /// The trips of route `id`.
