@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 /// `model` of a JSON object body, if it is a string.
 pub fn model_of(bytes: &[u8]) -> Option<String> {
@@ -29,13 +31,70 @@ impl<'de> Visitor<'de> for ModelVisitor {
         let mut model = None;
         while let Some(is_model) = map.next_key_seed(KeyIsModel)? {
             if is_model {
-                let value: serde_json::Value = map.next_value()?;
-                model = value.as_str().map(str::to_owned);
+                model = map.next_value::<StringOrNone>()?.0;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(model)
+    }
+}
+
+/// Any JSON value: `Some` for a string (one allocation, no `Value` in between), `None`
+/// for anything else, which is consumed (nested members skipped with `IgnoredAny`).
+struct StringOrNone(Option<String>);
+
+impl<'de> Deserialize<'de> for StringOrNone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringOrNoneVisitor)
+    }
+}
+
+struct StringOrNoneVisitor;
+
+impl<'de> Visitor<'de> for StringOrNoneVisitor {
+    type Value = StringOrNone;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StringOrNone, E> {
+        Ok(StringOrNone(Some(v.to_owned())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<StringOrNone, E> {
+        Ok(StringOrNone(Some(v)))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<StringOrNone, E> {
+        Ok(StringOrNone(None))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<StringOrNone, E> {
+        Ok(StringOrNone(None))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<StringOrNone, E> {
+        Ok(StringOrNone(None))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<StringOrNone, E> {
+        Ok(StringOrNone(None))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<StringOrNone, E> {
+        Ok(StringOrNone(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringOrNone, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(StringOrNone(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringOrNone, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(StringOrNone(None))
     }
 }
 
@@ -83,6 +142,12 @@ mod tests {
             br#"{"model":42}"#,
             br#"{"model":null}"#,
             br#"{"model":{"name":"x"}}"#,
+            br#"{"model":[1,{"a":"b"}],"model":"later"}"#,
+            br#"{"model":"first","model":[1]}"#,
+            br#"{"model":true}"#,
+            br#"{"model":-1.5}"#,
+            br#"{"model":1e400}"#,
+            br#"{"model":{"a":[}}"#,
             br#"{"x":1}"#,
             br#"{}"#,
             br#"[{"model":"x"}]"#,

@@ -308,12 +308,12 @@ impl<'de> serde::Deserialize<'de> for UsageObject {
                 mut map: A,
             ) -> Result<UsageObject, A::Error> {
                 let mut usage = Usage::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let slot = match &*key {
-                        "prompt_tokens" => &mut usage.prompt_tokens,
-                        "completion_tokens" => &mut usage.completion_tokens,
-                        "total_tokens" => &mut usage.total_tokens,
-                        _ => {
+                while let Some(key) = map.next_key::<Key>()? {
+                    let slot = match key {
+                        Key::Prompt => &mut usage.prompt_tokens,
+                        Key::Completion => &mut usage.completion_tokens,
+                        Key::Total => &mut usage.total_tokens,
+                        Key::Other => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                             continue;
                         }
@@ -324,6 +324,36 @@ impl<'de> serde::Deserialize<'de> for UsageObject {
             }
         }
         d.deserialize_map(Fields)
+    }
+}
+
+/// A key of a `usage` object, compared without allocating (serde's `Cow<str>` would
+/// allocate a `String` for every key).
+enum Key {
+    Prompt,
+    Completion,
+    Total,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "prompt_tokens" => Key::Prompt,
+                    "completion_tokens" => Key::Completion,
+                    "total_tokens" => Key::Total,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
