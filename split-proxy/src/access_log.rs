@@ -69,17 +69,31 @@ impl AccessLog {
     }
 }
 
-fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
-    let mut out = std::io::BufWriter::new(out);
+/// Writes queued lines in batches: everything already queued goes out in one
+/// `write_all` of whole lines, so a reader (`tail -f`, a log shipper) never sees a line
+/// cut off by a buffer boundary, and sees each batch promptly.
+fn write_lines(rx: Receiver<String>, mut out: Box<dyn Write + Send>) {
+    let mut batch: Vec<u8> = Vec::new();
     while let Ok(line) = rx.recv() {
-        let _ = writeln!(out, "{line}");
-        // Drain what is already queued, then flush so `tail -f` sees whole lines promptly.
-        while let Ok(line) = rx.try_recv() {
-            let _ = writeln!(out, "{line}");
+        batch.clear();
+        push_line(&mut batch, &line);
+        // Bounded: at most the queue's capacity is waiting; stop at 1 MiB anyway.
+        while batch.len() < 1 << 20 {
+            let Ok(line) = rx.try_recv() else { break };
+            push_line(&mut batch, &line);
         }
+        let _ = out.write_all(&batch);
         let _ = out.flush();
+        if batch.capacity() > 1 << 20 {
+            batch = Vec::new();
+        }
     }
     let _ = out.flush();
+}
+
+fn push_line(batch: &mut Vec<u8>, line: &str) {
+    batch.extend_from_slice(line.as_bytes());
+    batch.push(b'\n');
 }
 
 #[cfg(test)]

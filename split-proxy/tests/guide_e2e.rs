@@ -191,7 +191,7 @@ async fn the_guide_works_verbatim_and_splits_exactly_50_50() {
     // "Check logs for upstream hits": the access log says which arm served each request.
     let logged = common::wait_until(std::time::Duration::from_secs(5), || {
         std::fs::read_to_string(&access_log)
-            .is_ok_and(|t| t.matches("aimlapi-split").count() == 101)
+            .is_ok_and(|t| t.matches("aimlapi-split").count() == 101 && t.ends_with('\n'))
     });
     assert!(logged);
     let text = std::fs::read_to_string(&access_log).unwrap();

@@ -45,7 +45,7 @@ fn log_lines(dir: &std::path::Path, n: usize) -> Vec<Value> {
     let path = dir.join("access.log");
     let complete = wait_until(Duration::from_secs(10), || {
         std::fs::read_to_string(&path)
-            .map(|t| t.lines().count() >= n)
+            .map(|t| t.matches('\n').count() >= n)
             .unwrap_or(false)
     });
     assert!(complete, "access log has fewer than {n} lines");

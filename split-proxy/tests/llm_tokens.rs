@@ -48,9 +48,11 @@ fn standalone(dir: &Path, doc: &Value) -> Gateway {
     )
 }
 
+/// The complete lines of the access log (a line still being written is left out).
 fn access_log(gw: &Gateway) -> Vec<Value> {
-    std::fs::read_to_string(gw.dir.join("access.log"))
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(gw.dir.join("access.log")).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON log line"))
         .collect()
