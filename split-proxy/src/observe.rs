@@ -122,6 +122,12 @@ impl Body for ObservedBody {
                     let data = data.clone();
                     this.on_data(&data);
                 }
+                // The last frame: account for the request before it is handed on, so a
+                // client that has read its whole response finds it in the metrics and
+                // the access log (rather than once the writer polls the end).
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -199,5 +205,36 @@ mod tests {
         assert_eq!(v["bytes_sent"], 51);
         assert_eq!(v["prompt_tokens"], 3);
         assert_eq!(v["completion_tokens"], 4);
+    }
+
+    #[tokio::test]
+    async fn the_last_frame_is_accounted_before_it_is_handed_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = Arc::new(AccessLog::open(path.to_str().unwrap()).unwrap());
+        let observer = Observer {
+            metrics: Metrics::new(),
+            access_log: Some(Arc::clone(&log)),
+            otel: None,
+        };
+        let uri: http::Uri = "/x".parse().unwrap();
+        let rec = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::GET, &uri);
+        let mut body = ObservedBody::new(
+            crate::body::full("whole body"),
+            None,
+            rec,
+            Instant::now(),
+            observer,
+            None,
+        );
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.data_ref().unwrap().len(), 10);
+        // Not polled to its end and not dropped: the record is out already.
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["bytes_sent"], 10);
+        drop(body);
     }
 }
