@@ -175,8 +175,8 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
-    #[tokio::test]
-    async fn record_is_emitted_once_with_byte_count() {
+    /// An observer writing its access log to `a.log` in a fresh temp dir.
+    fn logged_observer() -> (tempfile::TempDir, Arc<AccessLog>, Observer) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         let log = Arc::new(AccessLog::open(path.to_str().unwrap()).unwrap());
@@ -185,8 +185,19 @@ mod tests {
             access_log: Some(Arc::clone(&log)),
             otel: None,
         };
+        (dir, log, observer)
+    }
+
+    fn record() -> RequestRecord {
         let uri: http::Uri = "/x".parse().unwrap();
-        let mut rec = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::GET, &uri);
+        RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::GET, &uri)
+    }
+
+    #[tokio::test]
+    async fn record_is_emitted_once_with_byte_count() {
+        let (dir, log, observer) = logged_observer();
+        let path = dir.path().join("a.log");
+        let mut rec = record();
         rec.status = 200;
         let body = ObservedBody::new(
             crate::body::full(r#"{"usage":{"prompt_tokens":3,"completion_tokens":4}}"#),
@@ -209,16 +220,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_frame_is_accounted_before_it_is_handed_on() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, log, observer) = logged_observer();
         let path = dir.path().join("a.log");
-        let log = Arc::new(AccessLog::open(path.to_str().unwrap()).unwrap());
-        let observer = Observer {
-            metrics: Metrics::new(),
-            access_log: Some(Arc::clone(&log)),
-            otel: None,
-        };
-        let uri: http::Uri = "/x".parse().unwrap();
-        let rec = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::GET, &uri);
+        let rec = record();
         let mut body = ObservedBody::new(
             crate::body::full("whole body"),
             None,
