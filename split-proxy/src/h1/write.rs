@@ -9,6 +9,9 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::chunked::{size_line, LAST_CHUNK};
+
+/// The end of a chunk's data followed by the last chunk.
+const CRLF_LAST_CHUNK: &[u8] = b"\r\n0\r\n\r\n";
 use super::response::BodyPlan;
 use crate::body::ProxyBody;
 
@@ -84,67 +87,51 @@ pub async fn response<W: AsyncWrite + Unpin>(
         };
         let (prefix, head_bytes) = head.take().unwrap_or((&[], Vec::new()));
         let end = body.is_end_stream();
-        match plan {
+        let mut too_long = false;
+        let data = match plan {
             BodyPlan::Length(n) => {
                 let room = n - sent;
-                let too_long = data.len() as u64 > room;
+                too_long = data.len() as u64 > room;
+                // room < data.len() when cut, so it fits in usize.
                 let data = if too_long {
-                    // room < data.len(), so it fits in usize.
                     data.slice(..room as usize)
                 } else {
                     data
                 };
                 sent += data.len() as u64;
-                write_all(
-                    w,
-                    &mut [
-                        IoSlice::new(prefix),
-                        IoSlice::new(&head_bytes),
-                        IoSlice::new(&data),
-                    ],
-                )
-                .await
-                .map_err(WriteError::Io)?;
-                if too_long {
-                    return Err(WriteError::Body(format!(
-                        "response body longer than its Content-Length {n}"
-                    )));
-                }
-                if end && sent == n {
-                    return Ok(());
-                }
+                data
             }
-            BodyPlan::Chunked => {
-                let (line, len) = size_line(data.len());
-                let tail: &[u8] = if end { b"\r\n0\r\n\r\n" } else { b"\r\n" };
-                write_all(
-                    w,
-                    &mut [
-                        IoSlice::new(prefix),
-                        IoSlice::new(&head_bytes),
-                        IoSlice::new(&line[..len]),
-                        IoSlice::new(&data),
-                        IoSlice::new(tail),
-                    ],
-                )
-                .await
-                .map_err(WriteError::Io)?;
-                if end {
-                    return Ok(());
-                }
+            _ => data,
+        };
+        // Chunked framing around the data: the size line before, CRLF (and the last
+        // chunk when the body ends with this frame) after; nothing for other plans.
+        let (size, len) = size_line(data.len());
+        let (line, tail): (&[u8], &[u8]) = match (plan, end) {
+            (BodyPlan::Chunked, false) => (&size[..len], b"\r\n"),
+            (BodyPlan::Chunked, true) => (&size[..len], CRLF_LAST_CHUNK),
+            _ => (&[], &[]),
+        };
+        write_all(
+            w,
+            &mut [
+                IoSlice::new(prefix),
+                IoSlice::new(&head_bytes),
+                IoSlice::new(line),
+                IoSlice::new(&data),
+                IoSlice::new(tail),
+            ],
+        )
+        .await
+        .map_err(WriteError::Io)?;
+        match plan {
+            BodyPlan::Length(n) if too_long => {
+                return Err(WriteError::Body(format!(
+                    "response body longer than its Content-Length {n}"
+                )));
             }
-            BodyPlan::UntilClose | BodyPlan::None => {
-                write_all(
-                    w,
-                    &mut [
-                        IoSlice::new(prefix),
-                        IoSlice::new(&head_bytes),
-                        IoSlice::new(&data),
-                    ],
-                )
-                .await
-                .map_err(WriteError::Io)?;
-            }
+            BodyPlan::Length(n) if end && sent == n => return Ok(()),
+            BodyPlan::Chunked if end => return Ok(()),
+            _ => {}
         }
     }
 }
