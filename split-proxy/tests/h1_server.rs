@@ -24,14 +24,32 @@ fn pattern(i: usize) -> u8 {
     (i % 251) as u8
 }
 
-fn gateway(dir: &std::path::Path, mock: &Mock, large: &TestServer) -> Gateway {
+/// A gateway in front of a recording mock (`/*`) and the large-response server
+/// (`/large`). Fields drop in order: the gateway stops before its data dir goes.
+struct Setup {
+    mock: Mock,
+    gw: Gateway,
+    _large: TestServer,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let mock = Mock::http("m");
+    let large = large_upstream();
+    let dir = tempfile::tempdir().unwrap();
     let doc = json!({"routes": [
         {"id": "large", "uri": "/large", "upstream": {"nodes": {large.addr.to_string(): 1}}},
         {"id": "mock", "uri": "/*", "upstream": {"nodes": {mock.node(): 1}}},
     ]});
-    let file = dir.join("apisix.json");
+    let file = dir.path().join("apisix.json");
     std::fs::write(&file, doc.to_string()).unwrap();
-    start(dir, &["--standalone", file.to_str().unwrap()])
+    let gw = start(dir.path(), &["--standalone", file.to_str().unwrap()]);
+    Setup {
+        mock,
+        gw,
+        _large: large,
+        _dir: dir,
+    }
 }
 
 fn large_upstream() -> TestServer {
@@ -133,11 +151,8 @@ fn json_body(a: &Answer) -> serde_json::Value {
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let mock = Mock::http("m");
-    let large = large_upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(dir.path(), &mock, &large);
-    let mut c = Conn::open(&gw);
+    let s = setup();
+    let mut c = Conn::open(&s.gw);
     c.send(
         b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n\r\n",
     );
@@ -147,18 +162,15 @@ fn pipelined_requests_are_answered_in_order() {
         assert!(a.head.contains("\r\nServer: split/"), "{}", a.head);
         assert_eq!(json_body(&a)["path"], path);
     }
-    let hits = mock.hits();
+    let hits = s.mock.hits();
     assert_eq!(hits.len(), 3);
     assert_eq!(&hits[1].body[..], b"abc");
 }
 
 #[test]
 fn http10_keep_alive_and_close() {
-    let mock = Mock::http("m");
-    let large = large_upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(dir.path(), &mock, &large);
-    let mut c = Conn::open(&gw);
+    let s = setup();
+    let mut c = Conn::open(&s.gw);
     for i in 0..2 {
         c.send(
             format!("GET /ka{i} HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n").as_bytes(),
@@ -183,7 +195,7 @@ fn http10_keep_alive_and_close() {
     assert_eq!(json_body(&a)["path"], "/last");
     assert!(c.closed());
     // HTTP/1.1 with Connection: close.
-    let mut c = Conn::open(&gw);
+    let mut c = Conn::open(&s.gw);
     c.send(b"GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let a = c.answer(false);
     assert_eq!(
@@ -197,11 +209,8 @@ fn http10_keep_alive_and_close() {
 
 #[test]
 fn expect_continue_body_reaches_the_upstream() {
-    let mock = Mock::http("m");
-    let large = large_upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(dir.path(), &mock, &large);
-    let mut c = Conn::open(&gw);
+    let s = setup();
+    let mut c = Conn::open(&s.gw);
     let body = r#"{"model":"gpt-4o","messages":[]}"#;
     c.send(
         format!(
@@ -214,7 +223,7 @@ fn expect_continue_body_reaches_the_upstream() {
     c.send(body.as_bytes());
     let a = c.answer(false);
     assert!(a.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", a.head);
-    let hits = mock.hits();
+    let hits = s.mock.hits();
     assert_eq!(hits.len(), 1);
     assert_eq!(&hits[0].body[..], body.as_bytes());
     assert!(hits[0].headers.get("expect").is_none());
@@ -222,11 +231,8 @@ fn expect_continue_body_reaches_the_upstream() {
 
 #[test]
 fn chunked_request_bodies_are_forwarded_intact() {
-    let mock = Mock::http("m");
-    let large = large_upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(dir.path(), &mock, &large);
-    let mut c = Conn::open(&gw);
+    let s = setup();
+    let mut c = Conn::open(&s.gw);
     let pieces: Vec<String> = (0..20)
         .map(|i| format!("piece-{i}-{}", "z".repeat(i * 100)))
         .collect();
@@ -237,7 +243,7 @@ fn chunked_request_bodies_are_forwarded_intact() {
     c.send(b"0\r\n\r\n");
     let a = c.answer(false);
     assert!(a.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", a.head);
-    let hits = mock.hits();
+    let hits = s.mock.hits();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].body, Bytes::from(pieces.concat()));
     // The connection is still usable.
@@ -247,11 +253,8 @@ fn chunked_request_bodies_are_forwarded_intact() {
 
 #[test]
 fn head_responses_have_no_body() {
-    let mock = Mock::http("m");
-    let large = large_upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(dir.path(), &mock, &large);
-    let mut c = Conn::open(&gw);
+    let s = setup();
+    let mut c = Conn::open(&s.gw);
     c.send(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n");
     let a = c.answer(true);
     assert!(a.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", a.head);
@@ -260,31 +263,28 @@ fn head_responses_have_no_body() {
     let a = c.answer(false);
     assert!(a.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", a.head);
     assert_eq!(json_body(&a)["path"], "/next");
-    assert_eq!(mock.hits()[0].method, "HEAD");
+    assert_eq!(s.mock.hits()[0].method, "HEAD");
 }
 
 #[test]
 fn a_large_response_streams_and_a_client_leaving_mid_response_is_harmless() {
-    let mock = Mock::http("m");
-    let large = large_upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(dir.path(), &mock, &large);
-    let mut c = Conn::open(&gw);
+    let s = setup();
+    let mut c = Conn::open(&s.gw);
     c.send(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n");
     let a = c.answer(false);
     assert_eq!(a.body.len(), LARGE, "{}", a.head);
     assert!(a.body.iter().enumerate().all(|(i, &b)| b == pattern(i)));
     // Leave after the first bytes of the body, several times.
     for _ in 0..5 {
-        let mut c = Conn::open(&gw);
+        let mut c = Conn::open(&s.gw);
         c.send(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n");
         let _ = c.head();
         let mut some = vec![0; 64 * 1024];
         c.reader.read_exact(&mut some).unwrap();
         drop(c);
     }
-    let mut c = Conn::open(&gw);
+    let mut c = Conn::open(&s.gw);
     c.send(b"GET /alive HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(json_body(&c.answer(false))["path"], "/alive");
-    assert!(!gw.stderr().contains("panicked"), "{}", gw.stderr());
+    assert!(!s.gw.stderr().contains("panicked"), "{}", s.gw.stderr());
 }
