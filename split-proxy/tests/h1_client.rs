@@ -189,12 +189,24 @@ impl Drop for Raw {
     }
 }
 
+/// A keep-alive 200 with body `ok`.
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
 /// Answers every request on the connection with 200 `ok` (keep-alive).
 fn keep_alive_ok(conn: &mut Conn) {
     while conn.request().is_some() {
-        if !conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok") {
+        if !conn.send(OK) {
             return;
         }
+    }
+}
+
+/// Answers one request with 200 `ok`, then reads the next one and closes without an
+/// answer (the upstream went away after the request reached it).
+fn answer_once_then_drop_the_next(conn: &mut Conn) {
+    if conn.request().is_some() {
+        conn.send(OK);
+        let _ = conn.request();
     }
 }
 
@@ -258,15 +270,10 @@ async fn pooled_connections_the_upstream_closed_do_not_fail_requests() {
     let up = Raw::start(|conn| match conn.index {
         0 => {
             if conn.request().is_some() {
-                conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                conn.send(OK);
             }
         }
-        1 => {
-            if conn.request().is_some() {
-                conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-                let _ = conn.request();
-            }
-        }
+        1 => answer_once_then_drop_the_next(conn),
         _ => keep_alive_ok(conn),
     });
     let dir = tempfile::tempdir().unwrap();
@@ -299,12 +306,7 @@ async fn pooled_connections_the_upstream_closed_do_not_fail_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_post_is_not_sent_twice() {
     let up = Raw::start(|conn| match conn.index {
-        0 => {
-            if conn.request().is_some() {
-                conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-                let _ = conn.request();
-            }
-        }
+        0 => answer_once_then_drop_the_next(conn),
         _ => keep_alive_ok(conn),
     });
     let dir = tempfile::tempdir().unwrap();
@@ -446,7 +448,7 @@ async fn a_client_leaving_mid_stream_closes_the_upstream_connection() {
     let up = Raw::start(move |conn| {
         while let Some(req) = conn.request() {
             if !req.head.starts_with("get /stream") {
-                if !conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok") {
+                if !conn.send(OK) {
                     return;
                 }
                 continue;
