@@ -59,6 +59,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The process allocator (see the `mimalloc` entry in Cargo.toml for why).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for invalid configuration (EX_CONFIG-like `64`, as the contract says).
 pub const EXIT_CONFIG: u8 = 64;
 
