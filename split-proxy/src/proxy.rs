@@ -325,7 +325,10 @@ async fn forward_decided(
         ClientBody::Streaming(incoming) => Upload::Stream(stream(incoming)),
         ClientBody::Read(bytes) => Upload::Bytes(bytes),
     };
-    match crate::send::send(gw, route, arm, &req, upload, record).await {
+    // Boxed: awaiting a future stores it twice in the caller's state, and that doubled
+    // at every level up to the handler, whose future was 44.7 KB per waiting request
+    // (4.8 KB with this box; see the test below).
+    match Box::pin(crate::send::send(gw, route, arm, &req, upload, record)).await {
         Ok(answered) => Routed::Proxied(
             Response::from_parts(answered.head, stream(answered.body)),
             answered.read,
@@ -451,5 +454,22 @@ async fn read_body(body: ClientBody, max: usize) -> Result<Bytes, Response<Proxy
             StatusCode::BAD_REQUEST,
             &format!("failed to read request body: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The size of the future an async fn of three arguments returns, without calling it.
+    fn future_size<A, B, C, F: std::future::Future>(_: impl FnOnce(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn a_request_waiting_for_its_upstream_holds_a_few_kilobytes() {
+        // Every request waiting for an upstream answer (an LLM's first token can take
+        // seconds) holds this future. Without the boxed send step it was 44,728 bytes in
+        // release builds and 6,952 in debug builds; with it, 4,816 in both.
+        let size = future_size(super::handle);
+        assert!(size <= 6 * 1024, "the handler future is {size} bytes");
     }
 }
