@@ -41,7 +41,41 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 /// Removes hop-by-hop headers and every header named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
+    strip(headers, &HOP_BY_HOP);
+}
+
+/// [`strip_hop_by_hop`], and `Expect` too: split answers `100-continue` itself, so the
+/// header never goes upstream.
+pub fn strip_for_upstream(headers: &mut HeaderMap) {
+    const REQUEST: [HeaderName; 8] = [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::EXPECT,
+    ];
+    strip(headers, &REQUEST);
+}
+
+/// Removes `names` (the first being `Connection`) and the headers `Connection` names.
+/// One pass over the map's names finds which are present: most heads carry none of them
+/// but `Connection`, and removing an absent name still costs a hash and a probe.
+fn strip<const N: usize>(headers: &mut HeaderMap, names: &[HeaderName; N]) {
+    let mut present = [false; N];
+    let mut any = false;
+    for key in headers.keys() {
+        if let Some(i) = names.iter().position(|name| name == key) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
+    if present[0] {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -53,8 +87,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (name, present) in names.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
     }
 }
 
@@ -127,6 +163,33 @@ mod tests {
         left.sort_unstable();
         assert_eq!(left, ["authorization", "content-type"]);
         assert_eq!(h["authorization"], "Bearer abc");
+    }
+
+    #[test]
+    fn upstream_requests_also_lose_expect_and_keep_the_rest() {
+        let mut h = HeaderMap::new();
+        h.insert("expect", HeaderValue::from_static("100-continue"));
+        h.insert("connection", HeaderValue::from_static("close"));
+        h.insert("host", HeaderValue::from_static("example.com"));
+        h.append("x-kept", HeaderValue::from_static("1"));
+        h.append("x-kept", HeaderValue::from_static("2"));
+        let mut response = h.clone();
+        strip_for_upstream(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["host", "x-kept"]);
+        assert_eq!(h.get_all("x-kept").iter().count(), 2);
+        // Responses keep `Expect` (it means nothing there, and is not split's to drop).
+        strip_hop_by_hop(&mut response);
+        assert!(response.contains_key("expect"));
+        assert!(!response.contains_key("connection"));
+
+        // Nothing to strip: the map is left as it was.
+        let mut plain = HeaderMap::new();
+        plain.insert("content-type", HeaderValue::from_static("application/json"));
+        let before = plain.clone();
+        strip_for_upstream(&mut plain);
+        assert_eq!(plain, before);
     }
 
     #[test]

@@ -19,13 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT, HOST};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
 use http::{Response, StatusCode, Version};
 use split_core::snapshot::{CompiledRoute, CompiledUpstream, Rewrites};
 
 use crate::body::{full, ProxyBody};
 use crate::forward::{forward, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT};
-use crate::headers::{add_forwarded, strip_hop_by_hop};
+use crate::headers::{add_forwarded, strip_for_upstream, strip_hop_by_hop};
 use crate::proxy::Gateway;
 use crate::record::RequestRecord;
 use crate::reply;
@@ -105,11 +105,11 @@ pub(crate) async fn send(
     let needs_body = arm.needs_body();
     let is_json = crate::request_edit::is_json(&parts.headers);
     let mut headers = parts.headers.clone();
-    // Room for the forwarded headers and a rewrite or two: the clone is sized to the
-    // client's headers, and growing it field by field rehashed it up to twice.
-    headers.reserve(8);
-    strip_hop_by_hop(&mut headers);
-    headers.remove(EXPECT);
+    // Room for the forwarded headers and a rewrite or two. Heads from split's HTTP/1.1
+    // server already have it (`h1::head::FORWARD_ROOM`), so this only grows the maps of
+    // h2 requests; growing field by field rehashed them up to twice.
+    headers.reserve(crate::h1::head::FORWARD_ROOM);
+    strip_for_upstream(&mut headers);
     let key_auth = route.plugins.key_auth_route.as_ref();
     let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
     let path_and_query = upstream_path(&arm.rewrites, &req.path, &client_uri);

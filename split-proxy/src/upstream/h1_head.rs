@@ -180,7 +180,9 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed, HeadError> 
     } else {
         Version::HTTP_11
     };
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    // Room for the headers split adds to an answer (`Server`, the quota and token
+    // budget headers) without rehashing.
+    let mut headers = HeaderMap::with_capacity(response.headers.len() + 4);
     for field in response.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| HeadError::Invalid(format!("header name '{}'", field.name)))?;
