@@ -29,7 +29,6 @@
 
 use std::borrow::Cow;
 
-use crate::config::upstream::{PassHost, Upstream};
 use crate::secret::{Lookup, SecretError, SecretValue};
 
 /// A validated rewrite (per traffic-split arm, or the route's `proxy-rewrite`).
@@ -347,33 +346,6 @@ fn safe_encode_into(s: &str, out: &mut String) {
             out.push('%');
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-}
-
-/// The Host header to send upstream: `pass` keeps the client's, `node` uses the node's
-/// host (with `:port` unless it is the scheme default; IPv6 in brackets), `rewrite` uses
-/// `upstream_host`. A rewrite's own `host` is applied by the caller on top of this.
-pub fn upstream_host(
-    upstream: &Upstream,
-    client_host: Option<&str>,
-    node_host: &str,
-    node_port: u16,
-) -> Option<String> {
-    match &upstream.pass_host {
-        PassHost::Pass => client_host.map(str::to_owned),
-        PassHost::Rewrite(host) => Some(host.clone()),
-        PassHost::Node => {
-            let host = if node_host.contains(':') && !node_host.starts_with('[') {
-                format!("[{node_host}]")
-            } else {
-                node_host.to_owned()
-            };
-            if node_port == upstream.scheme.default_port() {
-                Some(host)
-            } else {
-                Some(format!("{host}:{node_port}"))
-            }
         }
     }
 }

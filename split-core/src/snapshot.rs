@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::config::plugins::Plugins;
 use crate::config::route::Route;
-use crate::config::upstream::{Balancer, HashOn, Timeout, Upstream};
+use crate::config::upstream::{Balancer, HashOn, PassHost, Scheme, Timeout, Upstream};
 use crate::config::ResourceKind;
 use crate::matcher::{MatchOutcome, RouteTable};
 use crate::request::{Request, VarError};
@@ -92,9 +92,44 @@ pub struct CompiledUpstream {
     /// Node indexes grouped by priority, highest first (see `priority_groups`);
     /// computed once at compile time so request plans allocate nothing but the plan.
     pub groups: Vec<Vec<usize>>,
+    /// Each node's own Host header value (see [`node_host_header`]), by node index;
+    /// computed once so requests do not format it.
+    pub node_hosts: Vec<String>,
+}
+
+/// A node's Host header value: the host (IPv6 in brackets) with `:port` unless the port
+/// is the scheme's default.
+pub fn node_host_header(host: &str, port: u16, scheme: Scheme) -> String {
+    let bracket = host.contains(':') && !host.starts_with('[');
+    let mut out = String::with_capacity(host.len() + 8);
+    if bracket {
+        out.push('[');
+    }
+    out.push_str(host);
+    if bracket {
+        out.push(']');
+    }
+    if port != scheme.default_port() {
+        out.push(':');
+        out.push_str(&port.to_string());
+    }
+    out
 }
 
 impl CompiledUpstream {
+    /// The Host header to send to node `node`: `pass_host: pass` keeps the client's
+    /// (`client_host`), `node` uses [`node_host_header`], `rewrite` uses `upstream_host`.
+    /// With `pass` and no client Host, the node's value. A rewrite's own `host` is
+    /// applied by the caller on top of this. An index past the nodes gives `""`.
+    pub fn host_header<'a>(&'a self, node: usize, client_host: Option<&'a str>) -> &'a str {
+        let own = self.node_hosts.get(node).map_or("", String::as_str);
+        match &self.upstream.pass_host {
+            PassHost::Pass => client_host.unwrap_or(own),
+            PassHost::Rewrite(host) => host,
+            PassHost::Node => own,
+        }
+    }
+
     /// Node indexes to try in order: the pick for `ticket`/`key` first, then the others
     /// (same priority group in config order, then lower priority groups), at most
     /// `effective_retries() + 1` entries. Empty nodes → empty plan (502).

@@ -4,8 +4,9 @@ use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use serde_json::json;
 use split_core::config::proxy_rewrite::parse_arm_rewrite;
-use split_core::config::upstream::{Balancer, KeepalivePool, PassHost, Scheme, Upstream};
-use split_core::rewrite::{upstream_host, HeaderEdits, RegexUri, Rewrite, RewriteError};
+use split_core::config::upstream::Scheme;
+use split_core::rewrite::{HeaderEdits, RegexUri, Rewrite, RewriteError};
+use split_core::snapshot::node_host_header;
 
 /// A rewrite parsed from config, as the snapshot builds it.
 fn rw(v: serde_json::Value) -> Rewrite {
@@ -217,63 +218,25 @@ fn body_errors() {
     assert!(!none.needs_body());
 }
 
-fn upstream(pass_host: PassHost, scheme: Scheme) -> Upstream {
-    Upstream {
-        id: None,
-        name: None,
-        balancer: Balancer::RoundRobin,
-        nodes: Vec::new(),
-        scheme,
-        pass_host,
-        timeout: None,
-        retries: None,
-        retry_timeout: None,
-        keepalive_pool: KeepalivePool::default(),
-        checks: None,
-    }
-}
-
 #[test]
-fn upstream_host_per_pass_host() {
-    let pass = upstream(PassHost::Pass, Scheme::Https);
-    assert_eq!(
-        upstream_host(&pass, Some("gw.local:9080"), "api.aimlapi.com", 443).as_deref(),
-        Some("gw.local:9080")
-    );
-    assert_eq!(upstream_host(&pass, None, "api.aimlapi.com", 443), None);
-
-    let node = upstream(PassHost::Node, Scheme::Https);
-    assert_eq!(
-        upstream_host(&node, Some("gw"), "api.aimlapi.com", 443).as_deref(),
-        Some("api.aimlapi.com")
-    );
-    assert_eq!(
-        upstream_host(&node, Some("gw"), "api.aimlapi.com", 8443).as_deref(),
-        Some("api.aimlapi.com:8443")
-    );
-    assert_eq!(
-        upstream_host(&node, None, "::1", 443).as_deref(),
-        Some("[::1]")
-    );
-    let node_http = upstream(PassHost::Node, Scheme::Http);
-    assert_eq!(
-        upstream_host(&node_http, None, "10.0.0.1", 80).as_deref(),
-        Some("10.0.0.1")
-    );
-    assert_eq!(
-        upstream_host(&node_http, None, "10.0.0.1", 443).as_deref(),
-        Some("10.0.0.1:443")
-    );
-    assert_eq!(
-        upstream_host(&node_http, None, "::1", 8080).as_deref(),
-        Some("[::1]:8080")
-    );
-
-    let rewrite = upstream(PassHost::Rewrite("internal.example".into()), Scheme::Http);
-    assert_eq!(
-        upstream_host(&rewrite, Some("gw"), "10.0.0.1", 80).as_deref(),
-        Some("internal.example")
-    );
+fn node_host_headers_bracket_ipv6_and_omit_the_default_port() {
+    let cases = [
+        ("api.aimlapi.com", 443, Scheme::Https, "api.aimlapi.com"),
+        (
+            "api.aimlapi.com",
+            8443,
+            Scheme::Https,
+            "api.aimlapi.com:8443",
+        ),
+        ("::1", 443, Scheme::Https, "[::1]"),
+        ("[::1]", 443, Scheme::Https, "[::1]"),
+        ("10.0.0.1", 80, Scheme::Http, "10.0.0.1"),
+        ("10.0.0.1", 443, Scheme::Http, "10.0.0.1:443"),
+        ("::1", 8080, Scheme::Http, "[::1]:8080"),
+    ];
+    for (host, port, scheme, want) in cases {
+        assert_eq!(node_host_header(host, port, scheme), want, "{host} {port}");
+    }
 }
 
 #[test]

@@ -97,6 +97,7 @@ pub async fn forward(
     let upstream: &Upstream = &up.upstream;
     let started = Instant::now();
     let client_body = std::mem::replace(&mut out.body, crate::body::empty());
+    let (host_override, client_host) = (out.host_override.take(), out.client_host.take());
     let mut body = Some(stream(ProgressBody::new(client_body, Arc::clone(&upload))));
     let mut last: Option<(bool, String)> = None;
     let nodes: Vec<(usize, &Node)> = plan
@@ -124,15 +125,10 @@ pub async fn forward(
             tls: upstream.scheme == Scheme::Https,
         };
         let node_name = || format!("{}:{}", node.host, node.port);
-        let host = out.host_override.clone().or_else(|| {
-            split_core::rewrite::upstream_host(
-                upstream,
-                out.client_host.as_deref(),
-                &node.host,
-                node.port,
-            )
-        });
-        let host = host.unwrap_or_else(|| default_host(node, upstream.scheme));
+        let host: &str = match &host_override {
+            Some(host) => host,
+            None => up.host_header(index, client_host.as_deref()),
+        };
         // A pooled connection may have been closed by the peer in the meantime; then the
         // request comes back unsent and is tried once more on a fresh connection.
         for _ in 0..2 {
@@ -162,7 +158,7 @@ pub async fn forward(
                         pool,
                         key: &key,
                         limits: upstream.keepalive_pool,
-                        host: &host,
+                        host,
                         method: &out.method,
                         path: &out.path_and_query,
                         headers: &out.headers,
@@ -179,7 +175,7 @@ pub async fn forward(
                     }
                 }
                 Sender::H2(sender) => {
-                    let request = match build_h2_request(&mut out, &host, &key, current_body) {
+                    let request = match build_h2_request(&mut out, host, &key, current_body) {
                         Ok(r) => r,
                         Err(reason) => {
                             return Err(ForwardError::Failed {
@@ -238,20 +234,6 @@ fn log_connect_error(node: &str, e: &ConnectError) {
             tracing::error!(node, reason = %e, "upstream TLS verification failed")
         }
         _ => tracing::warn!(node, reason = %e, "upstream connect failed"),
-    }
-}
-
-/// `host[:port]` with the port omitted when it is the scheme's default.
-fn default_host(node: &Node, scheme: Scheme) -> String {
-    let host = if node.host.contains(':') {
-        format!("[{}]", node.host)
-    } else {
-        node.host.clone()
-    };
-    if node.port == scheme.default_port() {
-        host
-    } else {
-        format!("{host}:{}", node.port)
     }
 }
 

@@ -348,10 +348,16 @@ pub(crate) fn compile_upstream(upstream: Arc<Upstream>, key: UpstreamKey) -> Arc
             Selector::Chash(Rendezvous::new(&ids, &weights), Schedule::new(&weights))
         }
     };
+    let node_hosts = upstream
+        .nodes
+        .iter()
+        .map(|n| super::node_host_header(&n.host, n.port, upstream.scheme))
+        .collect();
     Arc::new(CompiledUpstream {
         upstream,
         key,
         selector,
         groups,
+        node_hosts,
     })
 }

@@ -125,3 +125,44 @@ fn random_plans_are_reproducible() {
         assert_eq!(a.plan(ticket, None), b.plan(ticket, None));
     }
 }
+
+#[test]
+fn host_headers_follow_pass_host() {
+    let nodes = json!({"api.example.com:80": 1, "[::1]:8080": 1, "10.0.0.1:443": 1});
+    let node = upstream(json!({"nodes": nodes.clone(), "pass_host": "node"}));
+    let by_host = |up: &CompiledUpstream, host: &str, client: Option<&'static str>| {
+        let i = up
+            .upstream
+            .nodes
+            .iter()
+            .position(|n| n.host == host)
+            .expect("node");
+        up.host_header(i, client).to_owned()
+    };
+    // The scheme's default port is left out; IPv6 goes in brackets.
+    assert_eq!(
+        by_host(&node, "api.example.com", Some("c")),
+        "api.example.com"
+    );
+    assert_eq!(by_host(&node, "::1", Some("c")), "[::1]:8080");
+    assert_eq!(by_host(&node, "10.0.0.1", None), "10.0.0.1:443");
+    let tls = upstream(json!({"nodes": nodes.clone(), "pass_host": "node", "scheme": "https"}));
+    assert_eq!(by_host(&tls, "10.0.0.1", None), "10.0.0.1");
+    assert_eq!(by_host(&tls, "api.example.com", None), "api.example.com:80");
+
+    // `pass` keeps the client's Host, or falls back to the node's without one.
+    let pass = upstream(json!({"nodes": nodes.clone()}));
+    assert_eq!(
+        by_host(&pass, "::1", Some("client.test:9080")),
+        "client.test:9080"
+    );
+    assert_eq!(by_host(&pass, "::1", None), "[::1]:8080");
+
+    let rewrite =
+        upstream(json!({"nodes": nodes, "pass_host": "rewrite", "upstream_host": "llm.test"}));
+    assert_eq!(by_host(&rewrite, "::1", Some("c")), "llm.test");
+
+    // An index past the nodes never panics.
+    assert_eq!(node.host_header(99, Some("c")), "");
+    assert_eq!(pass.host_header(99, Some("c")), "c");
+}
