@@ -44,20 +44,42 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     strip(headers, &HOP_BY_HOP);
 }
 
-/// [`strip_hop_by_hop`], and `Expect` too: split answers `100-continue` itself, so the
-/// header never goes upstream.
-pub fn strip_for_upstream(headers: &mut HeaderMap) {
-    const REQUEST: [HeaderName; 8] = [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::EXPECT,
-    ];
-    strip(headers, &REQUEST);
+/// Header fields the upstream copy of a request has room for beyond the client's
+/// (`X-Forwarded-*`, `X-Real-IP`, a rewrite's), so adding them does not rehash it.
+pub const FORWARD_ROOM: usize = 8;
+
+/// The client's headers as they go upstream: without hop-by-hop fields, the headers
+/// `Connection` names, and `Expect` (split answers `100-continue` itself), with room for
+/// `room` more. Built field by field rather than cloned and stripped: a clone keeps no
+/// spare room, so adding the forwarded headers to it reallocated, and most heads carry
+/// nothing to strip.
+pub fn for_upstream(client: &HeaderMap, room: usize) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(client.len() + room);
+    let mut connection = false;
+    for (name, value) in client {
+        if HOP_BY_HOP.contains(name) || name == header::EXPECT {
+            connection |= name == header::CONNECTION;
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    if connection {
+        for name in connection_named(client) {
+            out.remove(name);
+        }
+    }
+    out
+}
+
+/// The header names listed in `Connection`.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
 }
 
 /// Removes `names` (the first being `Connection`) and the headers `Connection` names.
@@ -76,14 +98,7 @@ fn strip<const N: usize>(headers: &mut HeaderMap, names: &[HeaderName; N]) {
         return;
     }
     if present[0] {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
+        for name in connection_named(headers) {
             headers.remove(name);
         }
     }
@@ -166,30 +181,47 @@ mod tests {
     }
 
     #[test]
-    fn upstream_requests_also_lose_expect_and_keep_the_rest() {
+    fn upstream_requests_also_lose_expect_and_keep_the_rest_in_order() {
         let mut h = HeaderMap::new();
         h.insert("expect", HeaderValue::from_static("100-continue"));
-        h.insert("connection", HeaderValue::from_static("close"));
+        h.insert("connection", HeaderValue::from_static("close, X-Hop"));
         h.insert("host", HeaderValue::from_static("example.com"));
         h.append("x-kept", HeaderValue::from_static("1"));
+        h.insert("x-hop", HeaderValue::from_static("secret"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.append("x-kept", HeaderValue::from_static("2"));
-        let mut response = h.clone();
-        strip_for_upstream(&mut h);
-        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        left.sort_unstable();
-        assert_eq!(left, ["host", "x-kept"]);
-        assert_eq!(h.get_all("x-kept").iter().count(), 2);
+        h.insert("authorization", HeaderValue::from_static("Bearer k"));
+        let up = for_upstream(&h, 8);
+        let fields: Vec<(&str, &str)> = up
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("host", "example.com"),
+                ("x-kept", "1"),
+                ("x-kept", "2"),
+                ("authorization", "Bearer k"),
+            ]
+        );
+        // Room for the forwarded headers without growing.
+        assert!(up.capacity() >= up.len() + 8, "{}", up.capacity());
+
         // Responses keep `Expect` (it means nothing there, and is not split's to drop).
+        let mut response = h.clone();
         strip_hop_by_hop(&mut response);
         assert!(response.contains_key("expect"));
         assert!(!response.contains_key("connection"));
+        assert!(!response.contains_key("x-hop"));
 
         // Nothing to strip: the map is left as it was.
         let mut plain = HeaderMap::new();
         plain.insert("content-type", HeaderValue::from_static("application/json"));
         let before = plain.clone();
-        strip_for_upstream(&mut plain);
+        strip_hop_by_hop(&mut plain);
         assert_eq!(plain, before);
+        assert_eq!(for_upstream(&plain, 0), before);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use split_core::snapshot::{CompiledRoute, CompiledUpstream, Rewrites};
 
 use crate::body::{full, ProxyBody};
 use crate::forward::{forward, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT};
-use crate::headers::{add_forwarded, strip_for_upstream, strip_hop_by_hop};
+use crate::headers::{add_forwarded, strip_hop_by_hop};
 use crate::proxy::Gateway;
 use crate::record::RequestRecord;
 use crate::reply;
@@ -104,12 +104,7 @@ pub(crate) async fn send(
     let parts = &req.parts;
     let needs_body = arm.needs_body();
     let is_json = crate::request_edit::is_json(&parts.headers);
-    let mut headers = parts.headers.clone();
-    // Room for the forwarded headers and a rewrite or two. Heads from split's HTTP/1.1
-    // server already have it (`h1::head::FORWARD_ROOM`), so this only grows the maps of
-    // h2 requests; growing field by field rehashed them up to twice.
-    headers.reserve(crate::h1::head::FORWARD_ROOM);
-    strip_for_upstream(&mut headers);
+    let mut headers = crate::headers::for_upstream(&parts.headers, crate::headers::FORWARD_ROOM);
     let key_auth = route.plugins.key_auth_route.as_ref();
     let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
     let path_and_query = upstream_path(&arm.rewrites, &req.path, &client_uri);

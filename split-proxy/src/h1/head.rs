@@ -22,9 +22,6 @@ pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 /// Longest request head (request line and header fields).
 pub const MAX_HEAD: usize = 96 * 1024;
 
-/// Header fields a request head has room for beyond its own (see [`parse`]).
-pub const FORWARD_ROOM: usize = 8;
-
 /// Why a request head is refused; each maps to one status and message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
@@ -135,10 +132,7 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     };
     let method = Method::from_bytes(&part(method)?).map_err(|_| HeadError::Malformed)?;
     let uri = Uri::from_maybe_shared(part(target)?).map_err(|_| HeadError::Malformed)?;
-    // Room for the headers a proxied request gains (`X-Forwarded-*`, `X-Real-IP`, a
-    // rewrite's): the upstream copy is a clone, which keeps this capacity, so adding them
-    // does not rehash it.
-    let mut headers = HeaderMap::with_capacity(count + FORWARD_ROOM);
+    let mut headers = HeaderMap::with_capacity(count);
     for [ns, nl, vs, vl] in spans.iter().take(count).copied() {
         let name = HeaderName::from_bytes(&part([ns, nl])?).map_err(|_| HeadError::Malformed)?;
         let value =
