@@ -4,7 +4,8 @@
 //! Clients can only look keys up, never insert them, so flooding a map with colliding
 //! keys is not possible and a keyed hash such as SipHash buys nothing. Taking 8 bytes per
 //! step instead of FNV's one shortens the dependency chain of a 17-byte path from 17
-//! multiplies to 3. Used by the route table's maps and the proxy's metric handle cache.
+//! multiplies to 3. Used by the route table's maps and, in the proxy, the metric handle
+//! cache, the ticket counters, the SRM counts and the upstream connection pool.
 
 use std::hash::Hasher;
 

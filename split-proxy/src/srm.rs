@@ -4,6 +4,7 @@
 //! (split-core `stats::srm`) run only when Prometheus scrapes.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -12,14 +13,18 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 use split_core::snapshot::{CompiledRoute, Decision};
 use split_core::stats::srm::{chi_square, SrmKey};
+use split_core::word_hash::WordHash;
 
 use crate::live::Live;
+
+/// The counts by rule (config-derived keys: a fast unkeyed hash, see [`WordHash`]).
+type Rules = HashMap<SrmKey, Arc<[AtomicU64]>, BuildHasherDefault<WordHash>>;
 
 /// Arm counts per rule, keyed by [`SrmKey`] (route, rule index, weights): a weight change
 /// starts new counts, any other edit keeps them.
 #[derive(Debug, Default)]
 pub struct SrmCounts {
-    rules: RwLock<HashMap<SrmKey, Arc<[AtomicU64]>>>,
+    rules: RwLock<Rules>,
 }
 
 impl SrmCounts {
@@ -65,11 +70,11 @@ impl SrmCounts {
 
     // A poisoned lock only means a thread panicked while holding it; the map of counters
     // is still valid, so keep using it.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SrmKey, Arc<[AtomicU64]>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Rules> {
         self.rules.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SrmKey, Arc<[AtomicU64]>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Rules> {
         self.rules.write().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -3,40 +3,19 @@
 //! which thread serves it. A counter survives config swaps while its key still exists.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// The counters by key.
-type Counters = HashMap<u64, Arc<AtomicU64>, BuildHasherDefault<KeyHasher>>;
+use split_core::word_hash::WordHash;
+
+/// The counters by key (config-derived keys: a fast unkeyed hash, see [`WordHash`]).
+type Counters = HashMap<u64, Arc<AtomicU64>, BuildHasherDefault<WordHash>>;
 
 /// Ticket counters keyed by a stable 64-bit key (`RuleKey.0` or `UpstreamKey.0`).
 #[derive(Debug, Default)]
 pub struct Tickets {
     counters: RwLock<Counters>,
-}
-
-/// Hashes a key that already is a well-mixed 64-bit hash of config ids (`stable_hash`,
-/// splitmix64-finalised) by passing it through: SipHash on top cost more than the rest of
-/// a ticket. The keys come from the configuration, never from clients.
-#[derive(Debug, Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used for `u64` keys; fold anything else in, FNV-style.
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 impl Tickets {

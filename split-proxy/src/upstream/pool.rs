@@ -8,6 +8,7 @@
 //! `keepalive_pool {size, idle_timeout, requests}`.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use split_core::config::upstream::KeepalivePool;
+use split_core::word_hash::WordHash;
 
 use super::connect::{ConnectError, Connector};
 use super::h1::H1Conn;
@@ -59,8 +61,9 @@ struct IdleH1 {
 #[derive(Default)]
 struct Idle {
     /// Oldest first; leases take the newest.
-    h1: HashMap<PoolKey, VecDeque<IdleH1>>,
-    h2: HashMap<PoolKey, (http2::SendRequest<ProxyBody>, SocketAddr)>,
+    // Keys are node addresses from the configuration: a fast unkeyed hash (WordHash).
+    h1: HashMap<PoolKey, VecDeque<IdleH1>, BuildHasherDefault<WordHash>>,
+    h2: HashMap<PoolKey, (http2::SendRequest<ProxyBody>, SocketAddr), BuildHasherDefault<WordHash>>,
 }
 
 /// The pool.
