@@ -328,6 +328,8 @@ fn expand_template(
 /// percent-encoded; an existing valid `%XX` escape is kept.
 fn safe_encode_into(s: &str, out: &mut String) {
     let bytes = s.as_bytes();
+    // Runs of bytes kept as they are go in whole (a rewrite target usually is one run).
+    let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let keep = match b {
             b'%' => {
@@ -339,13 +341,15 @@ fn safe_encode_into(s: &str, out: &mut String) {
             | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'[' | b']' => true,
             _ => false,
         };
-        if keep {
-            out.push(char::from(b));
-        } else {
+        if !keep {
+            // Kept bytes are ASCII, so `run..i` lies on char boundaries.
+            out.push_str(s.get(run..i).unwrap_or_default());
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
             out.push('%');
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            run = i + 1;
         }
     }
+    out.push_str(s.get(run..).unwrap_or_default());
 }

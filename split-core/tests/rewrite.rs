@@ -106,6 +106,34 @@ fn decoded_path_is_re_encoded() {
     );
 }
 
+/// The encoding rule spelled out byte by byte: unreserved, sub-delims, `:@/?[]` and valid
+/// `%XX` escapes stay, every other byte becomes `%XX`.
+fn encoded_byte_by_byte(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = b == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        if escape || b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?[]".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn rewritten_paths_are_encoded_byte_by_byte(tail in "[^?\n]{0,40}") {
+        let r = rw(json!({"regex_uri": ["^/in/(.*)$", "/out/$1"]}));
+        let got = r.apply_uri(&format!("/in/{tail}"), None);
+        let want = format!("/out/{}", encoded_byte_by_byte(&tail));
+        prop_assert_eq!(got.as_deref(), Some(want.as_str()));
+    }
+}
+
 #[test]
 fn no_uri_rewrite_is_unchanged() {
     let r = rw(json!({"headers": {"set": {"x-a": "1"}}}));
