@@ -339,6 +339,43 @@ async fn a_data_plane_serves_keys_written_in_apisix_format_and_reports_bad_ones(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_sees_what_another_gateway_committed_just_before() {
+    let etcd = Etcd::start();
+    let client = Client::new();
+    let [(a, _da), (b, _db)] = two_ready_gateways(&client, &etcd.url()).await;
+    let gws = Arc::new([a, b]);
+    // Each PATCH through B goes out right after A's PUT answered, while B is busy with
+    // the other rounds, before B's watch may have delivered the PUT.
+    let mut rounds = Vec::new();
+    for i in 0..24 {
+        let gws = Arc::clone(&gws);
+        let client = client.clone();
+        rounds.push(tokio::spawn(async move {
+            let [a, b] = &*gws;
+            let body = format!(r#"{{"nodes":{{"127.0.0.1:1":1}},"labels":{{"round":"{i}"}}}}"#);
+            put_created(&client, a, &format!("/upstreams/fresh{i}"), &body).await;
+            let patch = admin(
+                &client,
+                b,
+                Method::PATCH,
+                &format!("/upstreams/fresh{i}"),
+                r#"{"labels":{"patched":"yes"}}"#,
+            )
+            .await;
+            (
+                i,
+                patch.status,
+                patch.json()["value"]["labels"]["round"].clone(),
+            )
+        }));
+    }
+    for round in rounds {
+        let (i, status, label) = round.await.expect("round");
+        assert_eq!((status, label), (200, json!(i.to_string())), "round {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_admin_writes_through_two_gateways_lose_no_update() {
     let etcd = Etcd::start();
     let client = Client::new();

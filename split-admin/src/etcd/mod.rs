@@ -7,7 +7,11 @@
 //!   commits in one etcd transaction whose compares pin every written key to the mod
 //!   revision the plan saw (0 = absent). A concurrent change of the same key fails the
 //!   compare; the write then waits until the view has caught up and plans again (at
-//!   most [`MAX_ATTEMPTS`] times), so no update is lost. After a commit the write waits
+//!   most [`MAX_ATTEMPTS`] times), so no update is lost. Before its first plan a write
+//!   asks etcd for its current revision and waits (bounded by `deployment.etcd.timeout`)
+//!   until the view has applied it, so it sees every write committed before it through
+//!   any gateway: a PATCH of an object just created through another gateway is not a
+//!   404, and a reference to it is not refused. After a commit the write waits
 //!   (bounded by `deployment.etcd.timeout`) until its own revision has come back through
 //!   the watch, so the writing gateway reads its own writes. One gateway's writes are
 //!   serialised locally, so compares only race between gateways.
@@ -231,11 +235,37 @@ impl EtcdStore {
         .is_ok_and(|r| r.is_ok())
     }
 
+    /// Waits until the view has applied etcd's current revision (see the module docs).
+    /// A view that does not catch up within the timeout is planned against anyway: the
+    /// transaction's compares still keep any update from being lost.
+    async fn catch_up(&self, client: &mut Client) -> Result<(), Reply> {
+        let count_only = etcd_client::GetOptions::new().with_count_only();
+        let get = client.get(self.endpoint.prefix.as_bytes(), Some(count_only));
+        let response = match tokio::time::timeout(self.endpoint.timeout, get).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(unavailable(&e.to_string())),
+            Err(_) => return Err(unavailable("timed out")),
+        };
+        let revision = response
+            .header()
+            .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
+        if self.view.load().catalog.revision < revision {
+            self.progress.notify_one();
+            if !self.wait_applied(revision).await {
+                tracing::warn!(
+                    revision,
+                    "etcd view did not reach the current revision before a write"
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Plans, checks and commits one write with optimistic concurrency (see the module
     /// docs). Returns the commit revision and the client's reply.
     pub async fn write(&self, planner: &Planner) -> Result<(u64, Reply), Reply> {
         let _serial = self.writing.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let state = self.sync.borrow().clone();
             if !state.in_sync {
                 return Err(unavailable(state.error.as_deref().unwrap_or("not in sync")));
@@ -243,6 +273,9 @@ impl EtcdStore {
             let Some(mut client) = self.client() else {
                 return Err(unavailable("not connected"));
             };
+            if attempt == 0 {
+                self.catch_up(&mut client).await?;
+            }
             let current = self.view.load_full();
             let plan = planner(&current.catalog)?;
             check(&current, &plan, current.catalog.revision + 1)?;
