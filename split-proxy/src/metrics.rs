@@ -356,7 +356,7 @@ impl Metrics {
         // metrics only for routes it is enabled on; split's own families always.
         let route: &str = match &r.route_metrics {
             Some(m) => &m.label,
-            None => r.route_id.as_deref().unwrap_or_default(),
+            None => r.route_id().unwrap_or_default(),
         };
         let export = r.route_metrics.as_ref().is_none_or(|m| m.export);
         if export {
@@ -403,9 +403,9 @@ impl Metrics {
         let key = RequestKey {
             code: r.status,
             route,
-            matched_uri: r.matched_uri.as_deref().unwrap_or_default(),
-            matched_host: r.matched_host.as_deref().unwrap_or_default(),
-            service: r.service_id.as_deref().unwrap_or_default(),
+            matched_uri: r.matched_uri().unwrap_or_default(),
+            matched_host: r.matched_host().unwrap_or_default(),
+            service: r.service_id().unwrap_or_default(),
             consumer: r.consumer.as_deref().unwrap_or_default(),
             node: r.upstream_addr.map(|a| a.ip()),
         };
@@ -513,8 +513,9 @@ mod tests {
         let uri: http::Uri = "/x".parse().unwrap();
         let mut rec = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::GET, &uri);
         rec.status = 200;
-        rec.route_id = Some("r1".into());
-        rec.matched_uri = Some("/x".into());
+        let route = serde_json::json!({"uri": "/x", "upstream_id": "1"});
+        let route = split_core::config::route::Route::from_json("r1", &route).unwrap();
+        rec.route = Some(std::sync::Arc::new(route));
         rec.upstream_addr = Some("10.0.0.2:443".parse().unwrap());
         rec.upstream_latency = Some(std::time::Duration::from_millis(3));
         rec.request_time = std::time::Duration::from_millis(4);

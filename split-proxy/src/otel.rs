@@ -183,10 +183,10 @@ fn request_var(
     }
     match name {
         "remote_addr" => Some(record.remote_addr.to_string()),
-        "request_method" => Some(record.method.clone()),
+        "request_method" => Some(record.method.as_str().to_owned()),
         "request_uri" => Some(record.uri.clone()),
         "uri" => Some(record.uri.split('?').next().unwrap_or_default().to_owned()),
-        "route_id" => record.route_id.clone(),
+        "route_id" => record.route_id().map(str::to_owned),
         "consumer_name" => record.consumer.clone(),
         _ => None,
     }
@@ -225,11 +225,11 @@ fn build_span(start: &SpanStart, r: &RequestRecord) -> Span {
         int("http.status_code", u64::from(r.status)),
         text("client.address", r.remote_addr.to_string()),
     ];
-    if let Some(route) = &r.route_id {
-        attributes.push(text("apisix.route_id", route.as_str()));
+    if let Some(route) = r.route_id() {
+        attributes.push(text("apisix.route_id", route));
     }
-    if let Some(uri) = &r.matched_uri {
-        attributes.push(text("http.route", uri.as_str()));
+    if let Some(uri) = r.matched_uri() {
+        attributes.push(text("http.route", uri));
     }
     if let Some(rule) = r.rule {
         attributes.push(int("split.rule", rule as u64));
@@ -268,7 +268,7 @@ fn build_span(start: &SpanStart, r: &RequestRecord) -> Span {
         span_id: start.span_id.to_vec(),
         parent_span_id: start.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
         flags: 1,
-        name: format!("{} {}", r.method, r.matched_uri.as_deref().unwrap_or(path)),
+        name: format!("{} {}", r.method, r.matched_uri().unwrap_or(path)),
         kind: span::SpanKind::Server as i32,
         start_time_unix_nano: start_ns,
         end_time_unix_nano: end_ns,

@@ -273,12 +273,9 @@ async fn forward_decided(
     record: &mut RequestRecord,
 ) -> Routed {
     let route_id = route.route.id.as_str();
-    record.route_id = Some(route_id.to_owned());
+    record.route = Some(Arc::clone(&route.route));
     record.route_metrics = Some(route.metrics.clone());
     let route_label = &*route.metrics.label;
-    record.service_id = route.route.service_id.clone();
-    record.matched_uri = route.route.uris.first().cloned();
-    record.matched_host = route.route.hosts.first().cloned();
     record.rule = decision.rule;
     record.arm = decision.arm_label.map(str::to_owned);
     let req = ClientRequest {

@@ -1,7 +1,10 @@
 //! What is known about one request when it ends: feeds the access log and the metrics.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use split_core::config::route::Route;
 
 /// The summary of one request.
 #[derive(Debug, Clone)]
@@ -11,19 +14,14 @@ pub struct RequestRecord {
     /// Client address (normalised).
     pub remote_addr: IpAddr,
     /// Method.
-    pub method: String,
+    pub method: http::Method,
     /// Path and query as received.
     pub uri: String,
     /// Status sent to the client.
     pub status: u16,
-    /// Matched route id.
-    pub route_id: Option<String>,
-    /// Matched route's service id.
-    pub service_id: Option<String>,
-    /// Matched route's first uri pattern (`matched_uri` label).
-    pub matched_uri: Option<String>,
-    /// Matched route's first host pattern (`matched_host` label).
-    pub matched_host: Option<String>,
+    /// The matched route (shared with the configuration snapshot, not copied: its id,
+    /// service id and first uri and host patterns are read through the accessors).
+    pub route: Option<Arc<Route>>,
     /// Matched split rule index.
     pub rule: Option<usize>,
     /// Picked arm label.
@@ -72,15 +70,12 @@ impl RequestRecord {
         RequestRecord {
             time: SystemTime::now(),
             remote_addr,
-            method: method.as_str().to_owned(),
+            method: method.clone(),
             uri: uri
                 .path_and_query()
                 .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned()),
             status: 0,
-            route_id: None,
-            service_id: None,
-            matched_uri: None,
-            matched_host: None,
+            route: None,
             rule: None,
             arm: None,
             upstream_addr: None,
@@ -104,6 +99,32 @@ impl RequestRecord {
         }
     }
 
+    /// Matched route id.
+    pub fn route_id(&self) -> Option<&str> {
+        self.route.as_deref().map(|r| r.id.as_str())
+    }
+
+    /// Matched route's service id.
+    pub fn service_id(&self) -> Option<&str> {
+        self.route.as_deref().and_then(|r| r.service_id.as_deref())
+    }
+
+    /// Matched route's first uri pattern (`matched_uri` label).
+    pub fn matched_uri(&self) -> Option<&str> {
+        self.route
+            .as_deref()
+            .and_then(|r| r.uris.first())
+            .map(String::as_str)
+    }
+
+    /// Matched route's first host pattern (`matched_host` label).
+    pub fn matched_host(&self) -> Option<&str> {
+        self.route
+            .as_deref()
+            .and_then(|r| r.hosts.first())
+            .map(String::as_str)
+    }
+
     /// The access log line (one JSON object, the contract's fields, no newline).
     pub fn to_json_line(&self) -> String {
         let time = self
@@ -113,10 +134,10 @@ impl RequestRecord {
         let mut line = serde_json::json!({
             "time": time,
             "remote_addr": self.remote_addr.to_string(),
-            "method": self.method,
+            "method": self.method.as_str(),
             "uri": self.uri,
             "status": self.status,
-            "route_id": self.route_id,
+            "route_id": self.route_id(),
             "rule": self.rule,
             "arm": self.arm,
             "upstream_addr": self.upstream_addr.map(|a| a.to_string()),
@@ -153,7 +174,8 @@ mod tests {
         let uri: http::Uri = "/chat/completions?x=1".parse().unwrap();
         let mut r = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::POST, &uri);
         r.status = 200;
-        r.route_id = Some("aimlapi-split".into());
+        let route = serde_json::json!({"uri": "/chat/completions", "upstream_id": "1"});
+        r.route = Some(Arc::new(Route::from_json("aimlapi-split", &route).unwrap()));
         r.rule = Some(0);
         r.arm = Some("1".into());
         r.upstream_addr = Some("127.0.0.1:443".parse().unwrap());
@@ -188,5 +210,7 @@ mod tests {
         assert_eq!(v["upstream_addr"], "127.0.0.1:443");
         assert_eq!(v["request_time_ms"], 1.5);
         assert_eq!(v["rule"], 0);
+        assert_eq!(v["route_id"], "aimlapi-split");
+        assert_eq!(v["method"], "POST");
     }
 }
