@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::metric_cache::HandleCache;
 use crate::record::RequestRecord;
 
 /// Time to first token buckets, seconds.
@@ -53,6 +54,10 @@ type Histograms = Family<RouteArm, Histogram, fn() -> Histogram>;
 pub struct LlmMetrics {
     ttft: Histograms,
     tokens_per_second: Histograms,
+    /// Handles of the two histograms by (route, arm), so a finished request neither
+    /// builds owned labels nor takes a family's lock (see [`HandleCache`]).
+    ttft_cache: HandleCache<RouteArm, Histogram>,
+    tps_cache: HandleCache<RouteArm, Histogram>,
     guard_tripped: Family<GuardLabels, Gauge>,
     ratelimit_redis_failures: Family<RedisFailureLabels, Counter>,
 }
@@ -88,6 +93,8 @@ impl LlmMetrics {
         LlmMetrics {
             ttft,
             tokens_per_second,
+            ttft_cache: HandleCache::default(),
+            tps_cache: HandleCache::default(),
             guard_tripped,
             ratelimit_redis_failures,
         }
@@ -95,15 +102,27 @@ impl LlmMetrics {
 
     /// Records the LLM figures of a finished request.
     pub fn finish(&self, r: &RequestRecord) {
-        let labels = RouteArm {
-            route: r.route_id.clone().unwrap_or_default(),
-            arm: r.arm.clone().unwrap_or_default(),
+        let route = r.route_id().unwrap_or_default();
+        let arm = r.arm.as_deref().unwrap_or_default();
+        let handle = |cache: &HandleCache<RouteArm, Histogram>, family: &Histograms| {
+            cache.get(
+                &(route, arm),
+                |k| k.route == route && k.arm == arm,
+                || {
+                    let labels = RouteArm {
+                        route: route.to_owned(),
+                        arm: arm.to_owned(),
+                    };
+                    let histogram = family.get_or_create(&labels).clone();
+                    (labels, histogram)
+                },
+            )
         };
         if let Some(ttft) = r.ttft {
-            self.ttft.get_or_create(&labels).observe(ttft.as_secs_f64());
+            handle(&self.ttft_cache, &self.ttft).observe(ttft.as_secs_f64());
         }
         if let Some(tps) = tokens_per_second(r) {
-            self.tokens_per_second.get_or_create(&labels).observe(tps);
+            handle(&self.tps_cache, &self.tokens_per_second).observe(tps);
         }
     }
 
@@ -161,5 +180,35 @@ mod tests {
         assert_eq!(tokens_per_second(&r), Some(5.0));
         r.completion_tokens = Some(0);
         assert_eq!(tokens_per_second(&r), None);
+    }
+
+    #[test]
+    fn finished_requests_land_in_their_route_and_arm_series() {
+        let mut registry = Registry::default();
+        let m = LlmMetrics::register(&mut registry);
+        let uri: http::Uri = "/x".parse().unwrap();
+        let mut r = RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::POST, &uri);
+        let route = serde_json::json!({"uri": "/x", "upstream_id": "1"});
+        let route = split_core::config::route::Route::from_json("r1", &route).unwrap();
+        r.route = Some(std::sync::Arc::new(route));
+        r.arm = Some("a".into());
+        r.ttft = Some(Duration::from_millis(20));
+        r.request_time = Duration::from_secs(1);
+        r.completion_tokens = Some(10);
+        m.finish(&r);
+        m.finish(&r);
+        r.arm = Some("b".into());
+        m.finish(&r);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for (family, arm, count) in [
+            ("split_llm_time_to_first_token_seconds", "a", 2),
+            ("split_llm_time_to_first_token_seconds", "b", 1),
+            ("split_llm_tokens_per_second", "a", 2),
+            ("split_llm_tokens_per_second", "b", 1),
+        ] {
+            let line = format!("{family}_count{{route=\"r1\",arm=\"{arm}\"}} {count}");
+            assert!(text.contains(&line), "{line} missing in:\n{text}");
+        }
     }
 }
