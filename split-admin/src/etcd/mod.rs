@@ -235,20 +235,26 @@ impl EtcdStore {
         .is_ok_and(|r| r.is_ok())
     }
 
+    /// One etcd call, bounded by the etcd timeout; a failure or timeout is a 503.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, Reply> {
+        match tokio::time::timeout(self.endpoint.timeout, call).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(unavailable(&e.to_string())),
+            Err(_) => Err(unavailable("timed out")),
+        }
+    }
+
     /// Waits until the view has applied etcd's current revision (see the module docs).
     /// A view that does not catch up within the timeout is planned against anyway: the
     /// transaction's compares still keep any update from being lost.
     async fn catch_up(&self, client: &mut Client) -> Result<(), Reply> {
         let count_only = etcd_client::GetOptions::new().with_count_only();
         let get = client.get(self.endpoint.prefix.as_bytes(), Some(count_only));
-        let response = match tokio::time::timeout(self.endpoint.timeout, get).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(unavailable(&e.to_string())),
-            Err(_) => return Err(unavailable("timed out")),
-        };
-        let revision = response
-            .header()
-            .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
+        let response = self.bounded(get).await?;
+        let revision = header_revision(response.header());
         if self.view.load().catalog.revision < revision {
             self.progress.notify_one();
             if !self.wait_applied(revision).await {
@@ -280,15 +286,8 @@ impl EtcdStore {
             let plan = planner(&current.catalog)?;
             check(&current, &plan, current.catalog.revision + 1)?;
             let txn = transaction(&self.endpoint.prefix, &current.catalog, &plan.changes)?;
-            let response = match tokio::time::timeout(self.endpoint.timeout, client.txn(txn)).await
-            {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => return Err(unavailable(&e.to_string())),
-                Err(_) => return Err(unavailable("timed out")),
-            };
-            let revision = response
-                .header()
-                .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
+            let response = self.bounded(client.txn(txn)).await?;
+            let revision = header_revision(response.header());
             if response.succeeded() {
                 if !self.wait_applied(revision).await {
                     tracing::warn!(
@@ -307,6 +306,11 @@ impl EtcdStore {
             "the object kept changing under concurrent writes; retry",
         ))
     }
+}
+
+/// The store revision a response was answered at (0 without a header).
+fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> u64 {
+    header.map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0))
 }
 
 fn unavailable(reason: &str) -> Reply {
