@@ -27,9 +27,12 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// `X-Forwarded-Host`.
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// How many names [`HOP_BY_HOP`] lists.
+const HOP_BY_HOP_COUNT: usize = 7;
+
 /// Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus `Proxy-Connection` and
 /// `Keep-Alive`). Names, not strings: a `&str` would be parsed again on every removal.
-const HOP_BY_HOP: [HeaderName; 7] = [
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -39,9 +42,28 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop headers and every header named in `Connection`.
+/// Removes hop-by-hop headers and every header named in `Connection`. One pass over the
+/// map's names finds which are present: most heads carry none of them but `Connection`,
+/// and removing an absent name still costs a hash and a probe.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    strip(headers, &HOP_BY_HOP);
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    let mut connection = false;
+    for key in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|name| name == key) {
+            present[i] = true;
+            connection |= key == header::CONNECTION;
+        }
+    }
+    if connection {
+        for name in connection_named(headers) {
+            headers.remove(name);
+        }
+    }
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
+    }
 }
 
 /// Header fields the upstream copy of a request has room for beyond the client's
@@ -80,33 +102,6 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect()
-}
-
-/// Removes `names` (the first being `Connection`) and the headers `Connection` names.
-/// One pass over the map's names finds which are present: most heads carry none of them
-/// but `Connection`, and removing an absent name still costs a hash and a probe.
-fn strip<const N: usize>(headers: &mut HeaderMap, names: &[HeaderName; N]) {
-    let mut present = [false; N];
-    let mut any = false;
-    for key in headers.keys() {
-        if let Some(i) = names.iter().position(|name| name == key) {
-            present[i] = true;
-            any = true;
-        }
-    }
-    if !any {
-        return;
-    }
-    if present[0] {
-        for name in connection_named(headers) {
-            headers.remove(name);
-        }
-    }
-    for (name, present) in names.iter().zip(present) {
-        if present {
-            headers.remove(name);
-        }
-    }
 }
 
 thread_local! {
