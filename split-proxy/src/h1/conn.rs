@@ -3,7 +3,10 @@
 //! - Idle between requests with nothing buffered, the connection holds no buffer: it
 //!   waits for the socket to be readable, then reads (see [`super::io`]).
 //! - The head must arrive within [`HEADER_READ_TIMEOUT`] of the wait starting (idle
-//!   keep-alive time included, as with hyper's `header_read_timeout`).
+//!   keep-alive time included, as with hyper's `header_read_timeout`). The timer is
+//!   armed once per connection and re-armed only when it fires before the current
+//!   wait's deadline, so a busy keep-alive connection does not register a timer per
+//!   request; the shutdown signal is likewise one future per connection.
 //! - While the handler runs, the socket is watched: a client that closes its side
 //!   cancels the handler (the request is logged as 499). Bytes of a pipelined request
 //!   are buffered (bounded by the head limit) and served after the response.
@@ -12,7 +15,9 @@
 //! - On shutdown, an idle connection closes at once; a request in flight is answered
 //!   with `Connection: close`.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +27,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
+use tokio::time::{Instant, Sleep};
 
 use super::body::{close_gate, Continue, ReadSide, Remaining, RequestBody};
 use super::chunked::Decoder;
@@ -66,6 +72,18 @@ struct Conn {
     handler: Handler,
     stop: watch::Receiver<bool>,
     stopping: bool,
+    /// The head-read timer: its deadline is at or before the current wait's.
+    head_timer: Option<Pin<Box<Sleep>>>,
+    /// Completes when shutdown is signalled (watches a clone of `stop`).
+    stop_signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+/// A future that completes once `stop` changes (or its sender is gone).
+fn stop_signal(stop: &watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let mut stop = stop.clone();
+    Box::pin(async move {
+        let _ = stop.changed().await;
+    })
 }
 
 /// Serves one accepted connection until it closes.
@@ -88,6 +106,8 @@ pub async fn serve(
         handler,
         stop,
         stopping: false,
+        head_timer: None,
+        stop_signal: None,
     };
     let mut first = true;
     loop {
@@ -127,8 +147,15 @@ impl Conn {
         if *self.stop.borrow() {
             self.stopping = true;
         }
-        let deadline = tokio::time::sleep(HEADER_READ_TIMEOUT);
-        tokio::pin!(deadline);
+        let due = Instant::now() + HEADER_READ_TIMEOUT;
+        // Earlier waits' deadlines are before `due`: a timer armed for one of them fires
+        // early and is re-armed below.
+        let timer = self
+            .head_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        let stop = self
+            .stop_signal
+            .get_or_insert_with(|| stop_signal(&self.stop));
         let mut parse = !side.buf.is_empty();
         // Bounded by the head limit (each pass reads a byte or more) and the deadline.
         loop {
@@ -148,11 +175,15 @@ impl Conn {
             }
             tokio::select! {
                 biased;
-                _ = &mut deadline => {
-                    tracing::debug!(peer = %self.peer, "no request head within the header read timeout");
-                    return Next::Close;
+                () = timer.as_mut() => {
+                    if Instant::now() >= due {
+                        tracing::debug!(peer = %self.peer, "no request head within the header read timeout");
+                        return Next::Close;
+                    }
+                    timer.as_mut().reset(due);
+                    parse = false;
                 }
-                _ = self.stop.changed(), if !self.stopping => {
+                () = stop.as_mut(), if !self.stopping => {
                     self.stopping = true;
                     parse = false;
                 }

@@ -455,6 +455,50 @@ async fn shutdown_closes_idle_connections_and_answers_in_flight_with_close() {
     .unwrap();
 }
 
+/// The head timer is armed once per connection and re-armed lazily; each wait for a head
+/// still gets the whole [`HEADER_READ_TIMEOUT`] from its own start (time is paused and
+/// advances only while every task waits).
+#[tokio::test(start_paused = true)]
+async fn each_wait_for_a_head_gets_the_whole_header_read_timeout() {
+    let limit = HEADER_READ_TIMEOUT * 4;
+    tokio::time::timeout(limit, async {
+        let s = server().await;
+        let mut c = connect(&s).await;
+        c.get_mut()
+            .write_all(b"GET /echo HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        read_answer(&mut c, false).await;
+        // Two thirds of the timeout later (past half of it), a second request.
+        tokio::time::sleep(HEADER_READ_TIMEOUT * 2 / 3).await;
+        c.get_mut()
+            .write_all(b"GET /again HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_answer(&mut c, false).await.body, b"GET /again ");
+        let idle_from = tokio::time::Instant::now();
+        let mut rest = Vec::new();
+        assert_eq!(c.read_to_end(&mut rest).await.unwrap(), 0);
+        let idle = idle_from.elapsed();
+        assert!(
+            idle >= HEADER_READ_TIMEOUT && idle < HEADER_READ_TIMEOUT + Duration::from_secs(1),
+            "closed after {idle:?} idle"
+        );
+
+        // A connection that never sends a head is closed after the timeout too.
+        let mut silent = connect(&s).await;
+        let opened = tokio::time::Instant::now();
+        assert_eq!(silent.read_to_end(&mut rest).await.unwrap(), 0);
+        let waited = opened.elapsed();
+        assert!(
+            waited >= HEADER_READ_TIMEOUT && waited < HEADER_READ_TIMEOUT + Duration::from_secs(1),
+            "closed after {waited:?}"
+        );
+    })
+    .await
+    .expect("the connections were closed");
+}
+
 #[tokio::test]
 async fn the_connection_future_stays_small() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
