@@ -18,6 +18,7 @@
 //! - [`admin_token`]: lines `query`, `X-API-KEY` value, `Cookie` value, remote IP,
 //!   comma-separated allow-list.
 //! - [`gateway_yaml`] / [`standalone`]: the document text.
+//! - [`json_scan`]: a JSON request or `usage` object, as bytes.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -496,5 +497,32 @@ pub fn standalone(data: &[u8]) {
                 Err(e) => panic!("rendered document does not parse: {e}\n{rendered}"),
             }
         }
+    }
+}
+
+/// JSON bytes → the allocation-free `model` / `usage` reads: whenever the scanner
+/// answers, serde_json (which answers when it cannot) reads the same thing.
+pub fn json_scan(data: &[u8]) {
+    if let Ok(model) = crate::json_scan::top_level_string(data, "model") {
+        assert_eq!(
+            model.map(str::to_owned),
+            crate::llm::model::model_of_serde(data),
+            "scanner and serde_json disagree on the model"
+        );
+    }
+    let keys = ["prompt_tokens", "completion_tokens", "total_tokens"];
+    if let Ok([prompt_tokens, completion_tokens, total_tokens]) =
+        crate::json_scan::object_counts(data, keys)
+    {
+        let fast = crate::llm::Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+        };
+        assert_eq!(
+            Some(fast),
+            crate::llm::usage::usage_object_serde(data),
+            "scanner and serde_json disagree on the usage counts"
+        );
     }
 }

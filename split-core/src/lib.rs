@@ -39,6 +39,7 @@
 //!   time as `now`.
 //! - [`llm`]: token `usage` from JSON and SSE responses, `include_usage` requests.
 //! - [`guard`]: the canary guardrail's configuration and window statistics.
+//! - [`json_scan`]: the allocation-free fast path of the `model` and `usage` reads.
 //! - [`word_hash`]: the fast unkeyed hasher of maps keyed by configured values.
 
 #![warn(missing_docs)]
@@ -50,6 +51,7 @@ pub mod expr;
 pub mod fallback;
 pub mod guard;
 pub mod health;
+pub mod json_scan;
 pub mod key_auth;
 pub mod limits;
 pub mod llm;

@@ -16,6 +16,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("admin_token", split_core::fuzzing::admin_token),
     ("gateway_yaml", split_core::fuzzing::gateway_yaml),
     ("standalone", split_core::fuzzing::standalone),
+    ("json_scan", split_core::fuzzing::json_scan),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -82,6 +83,11 @@ fn gateway_yaml_corpus() {
 #[test]
 fn standalone_corpus() {
     replay("standalone", split_core::fuzzing::standalone);
+}
+
+#[test]
+fn json_scan_corpus() {
+    replay("json_scan", split_core::fuzzing::json_scan);
 }
 
 /// Every shim in `fuzz/fuzz_targets/` has a corpus and a replay here, and vice versa.

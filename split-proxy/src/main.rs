@@ -18,7 +18,6 @@ mod h1;
 mod headers;
 mod health;
 mod health_probe;
-mod json_model;
 mod live;
 mod llm_limits;
 mod llm_limits_redis;

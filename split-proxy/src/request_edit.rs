@@ -43,7 +43,7 @@ pub fn model_of(bytes: &[u8]) -> Option<String> {
     if bytes.first() != Some(&b'{') && !bytes.starts_with(b" ") {
         return None;
     }
-    crate::json_model::model_of(bytes)
+    split_core::llm::model_of(bytes)
 }
 
 /// `host[:port]` → `host`; `[v6]:port` → `v6`.

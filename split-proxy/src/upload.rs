@@ -50,7 +50,7 @@ impl Progress {
         if head.len() as u64 != self.bytes() {
             return None;
         }
-        crate::json_model::model_of(&head)
+        split_core::llm::model_of(&head)
     }
 
     fn capture(&self, data: &[u8]) {

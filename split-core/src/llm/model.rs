@@ -1,8 +1,11 @@
-//! The `model` of a JSON request body without building a `serde_json::Value` tree: the
-//! body is still parsed (and must be valid JSON, an object at the top), but every member
-//! except `model` is skipped with `IgnoredAny`, so no map, vector or string is allocated
-//! for the messages. Same answer as `Value::get("model")?.as_str()`: the last `model`
-//! member wins, a non-string `model` gives `None`.
+//! The `model` of a JSON request body, without building a `serde_json::Value` tree.
+//!
+//! The body must be valid JSON with an object at the top. The common case (a plain
+//! `model` string, ASCII keys) is answered by [`crate::json_scan`] without serde; anything
+//! else goes to serde_json, where every member except `model` is skipped with
+//! `IgnoredAny`, so no map, vector or string is allocated for the messages. Same answer
+//! as `Value::get("model")?.as_str()` on valid JSON: the last `model` member wins, a
+//! non-string `model` gives `None`.
 
 use std::fmt;
 
@@ -10,8 +13,18 @@ use serde::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
+use crate::json_scan::{top_level_string, Unsure};
+
 /// `model` of a JSON object body, if it is a string.
 pub fn model_of(bytes: &[u8]) -> Option<String> {
+    match top_level_string(bytes, "model") {
+        Ok(model) => model.map(str::to_owned),
+        Err(Unsure) => model_of_serde(bytes),
+    }
+}
+
+/// [`model_of`] by serde_json alone: the answer the fast path must agree with.
+pub(crate) fn model_of_serde(bytes: &[u8]) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let model = de.deserialize_map(ModelVisitor).ok()?;
     de.end().ok()?;
@@ -171,6 +184,57 @@ mod tests {
         assert_eq!(
             model_of(br#"{"model":"gpt-4","stream":true}"#).as_deref(),
             Some("gpt-4")
+        );
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::model_of_serde;
+    use crate::json_scan::{arb, top_level_string};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Whenever the scanner answers, serde_json gives the same answer.
+        #[test]
+        fn scanner_agrees_with_serde_json(doc in arb::document()) {
+            if let Ok(model) = top_level_string(&doc, "model") {
+                prop_assert_eq!(
+                    model.map(str::to_owned),
+                    model_of_serde(&doc),
+                    "{}",
+                    String::from_utf8_lossy(&doc)
+                );
+            }
+        }
+    }
+
+    /// The properties above are not vacuous: the scanner answers a good share of the
+    /// generated documents, including ones with a model.
+    #[test]
+    fn scanner_answers_most_valid_documents() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let (mut valid, mut answered, mut models) = (0, 0, 0);
+        for _ in 0..6000 {
+            let doc = arb::document().new_tree(&mut runner).unwrap().current();
+            if serde_json::from_slice::<serde_json::Value>(&doc).is_ok_and(|v| v.is_object()) {
+                valid += 1;
+                if let Ok(model) = top_level_string(&doc, "model") {
+                    answered += 1;
+                    models += usize::from(model.is_some());
+                }
+            }
+        }
+        assert!(valid > 300, "{valid} valid documents");
+        assert!(answered * 2 > valid, "{answered} of {valid} answered");
+        assert!(
+            models > 10,
+            "{models} with a model ({answered} of {valid} answered)"
         );
     }
 }

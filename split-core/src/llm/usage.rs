@@ -268,14 +268,36 @@ fn last_usage(hay: &[u8]) -> Option<Usage> {
         if !after.starts_with(b"{") {
             continue;
         }
-        let mut values = serde_json::Deserializer::from_slice(after).into_iter::<UsageObject>();
-        if let Some(Ok(UsageObject(usage))) = values.next() {
+        if let Some(usage) = usage_object(after) {
             if usage != Usage::default() {
                 return Some(usage);
             }
         }
     }
     None
+}
+
+/// The counts of the `usage` object at the start of `bytes` (`None` if it is not one):
+/// the allocation-free scanner when it can answer, serde_json otherwise.
+fn usage_object(bytes: &[u8]) -> Option<Usage> {
+    const KEYS: [&str; 3] = ["prompt_tokens", "completion_tokens", "total_tokens"];
+    match crate::json_scan::object_counts(bytes, KEYS) {
+        Ok([prompt_tokens, completion_tokens, total_tokens]) => Some(Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+        }),
+        Err(crate::json_scan::Unsure) => usage_object_serde(bytes),
+    }
+}
+
+/// [`usage_object`] by serde_json alone: the answer the fast path must agree with.
+pub(crate) fn usage_object_serde(bytes: &[u8]) -> Option<Usage> {
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<UsageObject>();
+    match values.next() {
+        Some(Ok(UsageObject(usage))) => Some(usage),
+        _ => None,
+    }
 }
 
 fn skip_ws(bytes: &[u8]) -> &[u8] {
@@ -613,5 +635,62 @@ mod tests {
                 prop_assert_eq!(scan(format, &parts), whole);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod scan_props {
+    use proptest::prelude::*;
+
+    use super::{usage_object_serde, Usage};
+    use crate::json_scan::{arb, object_counts};
+
+    const KEYS: [&str; 3] = ["prompt_tokens", "completion_tokens", "total_tokens"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Whenever the scanner answers, serde_json reads the same counts.
+        #[test]
+        fn scanner_agrees_with_serde_json(doc in arb::value()) {
+            if let Ok([prompt_tokens, completion_tokens, total_tokens]) =
+                object_counts(&doc, KEYS)
+            {
+                let fast = Usage { prompt_tokens, completion_tokens, total_tokens };
+                prop_assert_eq!(
+                    Some(fast),
+                    usage_object_serde(&doc),
+                    "{}",
+                    String::from_utf8_lossy(&doc)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scanner_answers_usage_objects() {
+        let body = br#"{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":null}}"#;
+        assert_eq!(
+            object_counts(body, KEYS),
+            Ok([Some(12), Some(30), Some(42)])
+        );
+        assert_eq!(
+            super::usage_object(body),
+            Some(Usage {
+                prompt_tokens: Some(12),
+                completion_tokens: Some(30),
+                total_tokens: Some(42)
+            })
+        );
+        // Left to serde_json, same reading.
+        let float = br#"{"prompt_tokens":1.0,"total_tokens":3}"#;
+        assert!(object_counts(float, KEYS).is_err());
+        assert_eq!(
+            super::usage_object(float),
+            Some(Usage {
+                total_tokens: Some(3),
+                ..Usage::default()
+            })
+        );
     }
 }
