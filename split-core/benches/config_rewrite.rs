@@ -1,5 +1,6 @@
 //! Criterion benches of rewrites (regex_uri with captures, header edits, JSON body model
-//! override) and of compiling a 1,000-route configuration into a `Snapshot`.
+//! override), of the per-request JSON reads (`model`, `usage`) and of compiling a
+//! 1,000-route configuration into a `Snapshot`.
 //! Inputs are built outside the timed closures; inputs a bench consumes or mutates come
 //! from `iter_batched` setup, which criterion does not time.
 
@@ -85,6 +86,42 @@ fn bench_rewrite(c: &mut Criterion) {
     g.finish();
 }
 
+/// The two JSON reads made on every LLM request: the request's `model` (the scanner's
+/// fast path, and serde_json when an escape in the value sends it there) and the
+/// response's `usage` (tail kept while streaming, object read at the end).
+fn bench_llm_reads(c: &mut Criterion) {
+    use split_core::llm::{model_of, BodyFormat, UsageScanner};
+    let mut g = c.benchmark_group("llm");
+    g.throughput(Throughput::Elements(1));
+    let plain = br#"{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}"#;
+    let escaped = br#"{"model":"gpt\u002d4","messages":[{"role":"user","content":"ping"}]}"#;
+    assert_eq!(model_of(plain).as_deref(), Some("gpt-4"));
+    assert_eq!(model_of(escaped).as_deref(), Some("gpt-4"));
+    g.bench_function("model_of_scanned", |b| {
+        b.iter(|| black_box(model_of(black_box(plain))))
+    });
+    g.bench_function("model_of_serde_fallback", |b| {
+        b.iter(|| black_box(model_of(black_box(escaped))))
+    });
+    let response = concat!(
+        r#"{"id":"chatcmpl-bench","object":"chat.completion","model":"gpt-4","#,
+        r#""choices":[{"index":0,"message":{"role":"assistant","#,
+        r#""content":"Pong! How can I assist you today?"},"finish_reason":"stop"}],"#,
+        r#""usage":{"prompt_tokens":8,"completion_tokens":9,"total_tokens":17}}"#
+    )
+    .as_bytes();
+    let usage = |body: &[u8]| {
+        let mut scanner = UsageScanner::new(BodyFormat::Json);
+        scanner.feed(body);
+        scanner.finish()
+    };
+    assert_eq!(usage(response).and_then(|u| u.total()), Some(17));
+    g.bench_function("usage_json_response", |b| {
+        b.iter(|| black_box(usage(black_box(response))))
+    });
+    g.finish();
+}
+
 /// `n` routes, every tenth one with the guide's 50/50 traffic-split (both shapes
 /// alternate), the others with an inline upstream; half are prefix routes.
 fn config_set(n: usize) -> ConfigSet {
@@ -138,5 +175,5 @@ fn bench_compile(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_rewrite, bench_compile);
+criterion_group!(benches, bench_rewrite, bench_llm_reads, bench_compile);
 criterion_main!(benches);

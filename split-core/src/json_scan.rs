@@ -134,27 +134,39 @@ impl<'a> Cursor<'a> {
         mut member: impl FnMut(&mut Cursor<'a>, &[u8]) -> Result<(), Unsure>,
     ) -> Result<(), Unsure> {
         self.eat(b'{')?;
+        self.items(b'}', |c| {
+            let key = c.plain_string()?;
+            if !key.is_ascii() {
+                return Err(Unsure);
+            }
+            c.ws();
+            c.eat(b':')?;
+            c.ws();
+            member(c, key)
+        })
+    }
+
+    /// The items of an array or object whose opening bracket is consumed, up to and
+    /// including `close`: `item` consumes one item (an object's key, colon and value).
+    fn items(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Cursor<'a>) -> Result<(), Unsure>,
+    ) -> Result<(), Unsure> {
         self.ws();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.i += 1;
             return Ok(());
         }
         loop {
-            let key = self.plain_string()?;
-            if !key.is_ascii() {
-                return Err(Unsure);
-            }
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            member(self, key)?;
+            item(self)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
                     self.i += 1;
                     self.ws();
                 }
-                Some(b'}') => {
+                Some(byte) if byte == close => {
                     self.i += 1;
                     return Ok(());
                 }
@@ -310,61 +322,21 @@ impl<'a> Cursor<'a> {
     fn value(&mut self, depth: usize) -> Result<(), Unsure> {
         match self.peek() {
             Some(b'"') => self.skip_string(),
-            Some(b'{') => {
+            Some(open @ (b'{' | b'[')) => {
                 if depth >= MAX_DEPTH {
                     return Err(Unsure);
                 }
                 self.i += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Ok(());
+                if open == b'[' {
+                    return self.items(b']', |c| c.value(depth + 1));
                 }
-                loop {
-                    self.skip_string()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(Unsure),
-                    }
-                }
-            }
-            Some(b'[') => {
-                if depth >= MAX_DEPTH {
-                    return Err(Unsure);
-                }
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(Unsure),
-                    }
-                }
+                self.items(b'}', |c| {
+                    c.skip_string()?;
+                    c.ws();
+                    c.eat(b':')?;
+                    c.ws();
+                    c.value(depth + 1)
+                })
             }
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
