@@ -133,16 +133,26 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     let method = Method::from_bytes(&part(method)?).map_err(|_| HeadError::Malformed)?;
     let uri = Uri::from_maybe_shared(part(target)?).map_err(|_| HeadError::Malformed)?;
     let mut headers = HeaderMap::with_capacity(count);
+    // Which of the fields read below are present, noted while the map is built: most
+    // heads carry none but Content-Length, and looking up an absent name still costs a
+    // hash and a probe.
+    let mut seen = Seen::default();
     for [ns, nl, vs, vl] in spans.iter().take(count).copied() {
         let name = HeaderName::from_bytes(&part([ns, nl])?).map_err(|_| HeadError::Malformed)?;
         let value =
             HeaderValue::from_maybe_shared(part([vs, vl])?).map_err(|_| HeadError::Malformed)?;
+        seen.note(&name);
         headers.append(name, value);
     }
-    let framing = framing(version, &headers)?;
-    let keep_alive = keep_alive(version, &headers);
+    let framing = framing(version, &headers, seen)?;
+    let keep_alive = if seen.connection {
+        keep_alive(version, &headers)
+    } else {
+        version == Version::HTTP_11
+    };
     let expect_continue = version == Version::HTTP_11
         && framing != Framing::Empty
+        && seen.expect
         && headers
             .get(EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
@@ -155,6 +165,29 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         keep_alive,
         expect_continue,
     }))
+}
+
+/// The framing and connection fields a head carries.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    transfer_encoding: bool,
+    content_length: bool,
+    connection: bool,
+    expect: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &HeaderName) {
+        if name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if name == CONTENT_LENGTH {
+            self.content_length = true;
+        } else if name == CONNECTION {
+            self.connection = true;
+        } else if name == EXPECT {
+            self.expect = true;
+        }
+    }
 }
 
 /// The limits on a head (complete or not) of `buf`.
@@ -190,14 +223,14 @@ fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item =
         .filter(|t| !t.is_empty())
 }
 
-fn framing(version: Version, headers: &HeaderMap) -> Result<Framing, HeadError> {
-    if headers.contains_key(TRANSFER_ENCODING) {
+fn framing(version: Version, headers: &HeaderMap, seen: Seen) -> Result<Framing, HeadError> {
+    if seen.transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(HeadError::Framing(
                 "Transfer-Encoding is not allowed in HTTP/1.0",
             ));
         }
-        if headers.contains_key(CONTENT_LENGTH) {
+        if seen.content_length {
             return Err(HeadError::Framing(
                 "both Transfer-Encoding and Content-Length are set",
             ));
@@ -209,6 +242,9 @@ fn framing(version: Version, headers: &HeaderMap) -> Result<Framing, HeadError> 
                 "unsupported Transfer-Encoding (only chunked is accepted)",
             )),
         };
+    }
+    if !seen.content_length {
+        return Ok(Framing::Empty);
     }
     let mut length = None;
     for token in tokens(headers, &CONTENT_LENGTH) {
@@ -229,7 +265,12 @@ fn parse_length(token: &[u8]) -> Option<u64> {
     if token.is_empty() || token.len() > 19 || !token.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(token).ok()?.parse().ok()
+    // At most 19 digits: below 10^19 < u64::MAX, so this cannot overflow.
+    Some(
+        token
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+    )
 }
 
 fn keep_alive(version: Version, headers: &HeaderMap) -> bool {

@@ -54,6 +54,10 @@ fn body_framing() {
         Ok(Some(Framing::Length(7)))
     );
     assert_eq!(
+        framing("Content-Length: 9999999999999999999\r\n"),
+        Ok(Some(Framing::Length(9_999_999_999_999_999_999)))
+    );
+    assert_eq!(
         framing("Content-Length: 7, 7\r\nContent-Length: 7\r\n"),
         Ok(Some(Framing::Length(7)))
     );

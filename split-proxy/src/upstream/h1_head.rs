@@ -183,15 +183,24 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed, HeadError> 
     // Room for the headers split adds to an answer (`Server`, the quota and token
     // budget headers) without rehashing.
     let mut headers = HeaderMap::with_capacity(response.headers.len() + 4);
+    // Noted while building the map: looking up an absent name still costs a hash and a
+    // probe, and most answers carry neither field.
+    let (mut connection, mut transfer_encoding) = (false, false);
     for field in response.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| HeadError::Invalid(format!("header name '{}'", field.name)))?;
         let value = HeaderValue::from_bytes(field.value)
             .map_err(|_| HeadError::Invalid(format!("value of header '{}'", field.name)))?;
+        connection |= name == http::header::CONNECTION;
+        transfer_encoding |= name == TRANSFER_ENCODING;
         headers.append(name, value);
     }
-    let keep_alive = keep_alive(version, &headers);
-    let framing = body_framing(method, status, &headers)?;
+    let keep_alive = if connection {
+        keep_alive(version, &headers)
+    } else {
+        version == Version::HTTP_11
+    };
+    let framing = body_framing(method, status, &headers, transfer_encoding)?;
     let keep_alive = keep_alive && framing != BodyFraming::Close;
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = status;
@@ -227,6 +236,7 @@ fn body_framing(
     method: &Method,
     status: StatusCode,
     headers: &HeaderMap,
+    transfer_encoding: bool,
 ) -> Result<BodyFraming, HeadError> {
     if *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -234,7 +244,7 @@ fn body_framing(
     {
         return Ok(BodyFraming::Empty);
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    if transfer_encoding {
         let last = headers
             .get_all(TRANSFER_ENCODING)
             .iter()
