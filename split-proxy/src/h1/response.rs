@@ -101,7 +101,8 @@ pub fn plan(status: StatusCode, headers: &mut HeaderMap, hint: &SizeHint, cx: Co
 /// phrase) and every field with its name in title case.
 pub fn encode(status: StatusCode, reason: Option<&[u8]>, headers: &HeaderMap) -> Vec<u8> {
     let reason = reason.unwrap_or_else(|| status.canonical_reason().unwrap_or("").as_bytes());
-    let size = 15
+    // "HTTP/1.1 ", the status, a space, the reason, CRLF; each field; the final CRLF.
+    let size = 17
         + reason.len()
         + headers
             .iter()

@@ -177,11 +177,15 @@ fn heads_are_title_case_with_the_reason() {
     h.append("set-cookie", HeaderValue::from_static("a=1"));
     h.append("set-cookie", HeaderValue::from_static("b=2"));
     let out = encode(StatusCode::NOT_FOUND, None, &h);
+    // Sized exactly up front: no reallocation while writing (a growth would leave spare
+    // capacity).
+    assert_eq!(out.capacity(), out.len());
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "HTTP/1.1 404 Not Found\r\nServer: split/0\r\nX-Request-Id: abc\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n"
     );
     let out = encode(StatusCode::OK, Some(b"Fine"), &HeaderMap::new());
+    assert_eq!(out.capacity(), out.len());
     assert_eq!(out, b"HTTP/1.1 200 Fine\r\n\r\n");
     let out = encode(StatusCode::from_u16(599).unwrap(), None, &HeaderMap::new());
     assert_eq!(out, b"HTTP/1.1 599 \r\n\r\n");

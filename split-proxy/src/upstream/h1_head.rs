@@ -87,12 +87,28 @@ pub fn encode_request(
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
             buf.extend_from_slice(b"content-length: ");
-            buf.extend_from_slice(n.to_string().as_bytes());
+            push_decimal(buf, n);
             buf.extend_from_slice(b"\r\n");
         }
         RequestFraming::Chunked => buf.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     buf.extend_from_slice(b"\r\n");
+}
+
+/// `n` in decimal, without the `String` that `to_string` allocates.
+fn push_decimal(buf: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // n % 10 < 10: the cast keeps the value.
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[start..]);
 }
 
 /// How a response body is delimited.
@@ -300,6 +316,25 @@ mod tests {
                 head
             }
             other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_as_to_string_would() {
+        for n in [0, 7, 10, 64, 1_000_000, u64::MAX] {
+            let mut buf = BytesMut::new();
+            push_decimal(&mut buf, n);
+            assert_eq!(&buf[..], n.to_string().as_bytes());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_decimal_is_written_as_to_string_would(n in any::<u64>()) {
+            let mut buf = BytesMut::new();
+            push_decimal(&mut buf, n);
+            let text = n.to_string();
+            prop_assert_eq!(&buf[..], text.as_bytes());
         }
     }
 
