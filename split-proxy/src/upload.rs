@@ -21,7 +21,44 @@ pub struct Progress {
     done: AtomicBool,
     bytes: AtomicU64,
     /// The first bytes of a JSON body (to log its `model`), when captured.
-    head: Option<Mutex<Vec<u8>>>,
+    head: Option<Mutex<Captured>>,
+}
+
+/// The captured start of a body: a body that came in one piece (the common case for
+/// API calls) is kept as that shared piece, without a copy.
+#[derive(Debug, Default)]
+enum Captured {
+    #[default]
+    Nothing,
+    One(Bytes),
+    Copied(Vec<u8>),
+}
+
+impl Captured {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Captured::Nothing => &[],
+            Captured::One(b) => b,
+            Captured::Copied(v) => v,
+        }
+    }
+
+    /// Appends `data`, keeping at most `cap` bytes.
+    fn push(&mut self, data: &Bytes, cap: usize) {
+        match self {
+            Captured::Nothing => *self = Captured::One(data.slice(..data.len().min(cap))),
+            Captured::One(first) => {
+                let mut copy = first.to_vec();
+                let room = cap.saturating_sub(copy.len());
+                copy.extend_from_slice(&data[..data.len().min(room)]);
+                *self = Captured::Copied(copy);
+            }
+            Captured::Copied(v) => {
+                let room = cap.saturating_sub(v.len());
+                v.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
+    }
 }
 
 /// Largest JSON body whose `model` is picked up for the access log.
@@ -36,7 +73,7 @@ impl Progress {
             last_ms: AtomicU64::new(0),
             done: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
-            head: capture_json.then(|| Mutex::new(Vec::new())),
+            head: capture_json.then(|| Mutex::new(Captured::Nothing)),
         })
     }
 
@@ -47,17 +84,16 @@ impl Progress {
             return None;
         }
         let head = head.lock().unwrap_or_else(|p| p.into_inner());
-        if head.len() as u64 != self.bytes() {
+        if head.bytes().len() as u64 != self.bytes() {
             return None;
         }
-        split_core::llm::model_of(&head)
+        split_core::llm::model_of(head.bytes())
     }
 
-    fn capture(&self, data: &[u8]) {
+    fn capture(&self, data: &Bytes) {
         let Some(head) = &self.head else { return };
         let mut head = head.lock().unwrap_or_else(|p| p.into_inner());
-        let room = HEAD_CAP.saturating_sub(head.len());
-        head.extend_from_slice(&data[..data.len().min(room)]);
+        head.push(data, HEAD_CAP);
     }
 
     fn touch(&self) {
@@ -164,5 +200,35 @@ mod tests {
         );
         let _ = body.collect().await.unwrap();
         assert_eq!(progress.model(), None);
+    }
+
+    #[tokio::test]
+    async fn model_is_read_from_an_upload_in_pieces() {
+        let progress = Progress::new(true);
+        let pieces = [r#"{"mod"#, r#"el":"gpt"#, r#"-4","x":[1]}"#]
+            .map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from(p))));
+        let body = ProgressBody::new(
+            crate::body::stream(http_body_util::StreamBody::new(futures_util::stream::iter(
+                pieces,
+            ))),
+            Arc::clone(&progress),
+        );
+        let _ = body.collect().await.unwrap();
+        assert_eq!(progress.bytes(), 25);
+        assert_eq!(progress.model().as_deref(), Some("gpt-4"));
+    }
+
+    #[test]
+    fn captures_keep_at_most_the_cap() {
+        let mut one = Captured::default();
+        one.push(&Bytes::from_static(b"abcdef"), 4);
+        assert_eq!(one.bytes(), b"abcd");
+        one.push(&Bytes::from_static(b"gh"), 4);
+        assert_eq!(one.bytes(), b"abcd");
+        let mut two = Captured::default();
+        two.push(&Bytes::from_static(b"ab"), 5);
+        two.push(&Bytes::from_static(b"cd"), 5);
+        two.push(&Bytes::from_static(b"ef"), 5);
+        assert_eq!(two.bytes(), b"abcde");
     }
 }
