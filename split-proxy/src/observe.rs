@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use split_core::llm::UsageScanner;
+use split_core::llm::{BodyFormat, Usage, UsageScanner};
 
 use crate::access_log::AccessLog;
 use crate::body::{BoxError, ProxyBody};
@@ -78,11 +78,22 @@ impl ObservedBody {
         }
     }
 
-    fn on_data(&mut self, data: &Bytes) {
+    /// Accounts for a data frame; `last` when the body ends with it.
+    fn on_data(&mut self, data: &Bytes, last: bool) {
         if let Some(r) = self.record.as_mut() {
             r.bytes_sent = r.bytes_sent.saturating_add(data.len() as u64);
         }
         if let Some(scanner) = self.usage.as_mut() {
+            if last && scanner.format() == BodyFormat::Json {
+                // The whole answer is here: read its usage without copying the frame
+                // into the scanner (a JSON answer usually comes in one frame).
+                let usage = scanner.finish_with(data);
+                self.usage = None;
+                if let (Some(usage), Some(r)) = (usage, self.record.as_mut()) {
+                    set_usage(r, usage);
+                }
+                return;
+            }
             scanner.feed(data);
             if let Some(r) = self.record.as_mut() {
                 if r.ttft.is_none() && scanner.events() > 0 {
@@ -98,12 +109,16 @@ impl ObservedBody {
         };
         record.request_time = self.started.elapsed();
         if let Some(usage) = self.usage.as_mut().and_then(UsageScanner::finish) {
-            record.prompt_tokens = usage.prompt_tokens;
-            record.completion_tokens = usage.completion_tokens;
-            record.total_tokens = usage.total_tokens;
+            set_usage(&mut record, usage);
         }
         self.observer.finish(&record);
     }
+}
+
+fn set_usage(record: &mut RequestRecord, usage: Usage) {
+    record.prompt_tokens = usage.prompt_tokens;
+    record.completion_tokens = usage.completion_tokens;
+    record.total_tokens = usage.total_tokens;
 }
 
 impl Body for ObservedBody {
@@ -118,14 +133,15 @@ impl Body for ObservedBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.sleep = None;
+                let last = this.inner.is_end_stream();
                 if let Some(data) = frame.data_ref() {
                     let data = data.clone();
-                    this.on_data(&data);
+                    this.on_data(&data, last);
                 }
                 // The last frame: account for the request before it is handed on, so a
                 // client that has read its whole response finds it in the metrics and
                 // the access log (rather than once the writer polls the end).
-                if this.inner.is_end_stream() {
+                if last {
                     this.finish();
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -216,6 +232,37 @@ mod tests {
         assert_eq!(v["bytes_sent"], 51);
         assert_eq!(v["prompt_tokens"], 3);
         assert_eq!(v["completion_tokens"], 4);
+    }
+
+    #[tokio::test]
+    async fn usage_split_across_frames_is_read() {
+        let (dir, log, observer) = logged_observer();
+        let path = dir.path().join("a.log");
+        let pieces = [
+            r#"{"usage":{"prompt_"#,
+            r#"tokens":3,"completion_tokens""#,
+            ":4}}",
+        ]
+        .map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from(p))));
+        let body = ObservedBody::new(
+            crate::body::stream(http_body_util::StreamBody::new(futures_util::stream::iter(
+                pieces,
+            ))),
+            None,
+            record(),
+            Instant::now(),
+            observer,
+            Some(UsageScanner::new(BodyFormat::Json)),
+        );
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes.len(), 51);
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(
+            (v["prompt_tokens"].clone(), v["completion_tokens"].clone()),
+            (3.into(), 4.into())
+        );
     }
 
     #[tokio::test]

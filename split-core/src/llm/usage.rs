@@ -209,6 +209,17 @@ impl UsageScanner {
         self.data_overflow = false;
     }
 
+    /// Ends the body with its last bytes: the same answer as [`UsageScanner::feed`]
+    /// then [`UsageScanner::finish`], without copying `last` when a JSON body came in one
+    /// piece (nothing buffered before it).
+    pub fn finish_with(&mut self, last: &[u8]) -> Option<Usage> {
+        if self.format == BodyFormat::Json && self.buf.is_empty() {
+            return last_usage(&last[last.len().saturating_sub(TAIL)..]);
+        }
+        self.feed(last);
+        self.finish()
+    }
+
     /// Ends the body: returns the usage found, if any.
     pub fn finish(&mut self) -> Option<Usage> {
         match self.format {
@@ -633,6 +644,57 @@ mod tests {
                 let whole = scan(format, &[&body]);
                 let parts = split_at_points(&body, points.clone());
                 prop_assert_eq!(scan(format, &parts), whole);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod finish_with_props {
+    use proptest::prelude::*;
+
+    use super::{BodyFormat, UsageScanner, TAIL};
+
+    /// A body with a usage object, and whether it is server-sent events.
+    fn body() -> impl Strategy<Value = (Vec<u8>, bool)> {
+        let filler = proptest::collection::vec(
+            proptest::sample::select(b" ax\",:{}".to_vec()),
+            0..(2 * TAIL + 64),
+        );
+        (filler, 0u64..100, 0u64..100, any::<bool>()).prop_map(|(mut f, p, c, sse)| {
+            let usage = format!(r#""usage":{{"prompt_tokens":{p},"completion_tokens":{c}}}"#);
+            if sse {
+                let mut out = b"data: {\"x\":1}\n\n".to_vec();
+                out.extend(format!("data: {{{usage}}}\n\ndata: [DONE]\n\n").bytes());
+                (out, true)
+            } else {
+                f.retain(|b| *b != b'"');
+                let mut out = b"{\"pad\":\"".to_vec();
+                out.extend(f);
+                out.extend(format!("\",{usage}}}").bytes());
+                (out, false)
+            }
+        })
+    }
+
+    proptest! {
+        /// Ending with the last piece gives what feeding it and finishing gives, however
+        /// the body was cut.
+        #[test]
+        fn finish_with_is_feed_then_finish((body, sse) in body(), cut in any::<prop::sample::Index>()) {
+            let format = if sse { BodyFormat::EventStream } else { BodyFormat::Json };
+            prop_assert!(UsageScanner::new(format).finish_with(&body).is_some());
+            let cut = cut.index(body.len() + 1);
+            for format in [BodyFormat::Json, BodyFormat::EventStream] {
+                let (head, last) = body.split_at(cut);
+                let mut fed = UsageScanner::new(format);
+                let mut ended = UsageScanner::new(format);
+                if !head.is_empty() {
+                    fed.feed(head);
+                    ended.feed(head);
+                }
+                fed.feed(last);
+                prop_assert_eq!(ended.finish_with(last), fed.finish());
             }
         }
     }
