@@ -35,6 +35,45 @@ pub enum UploadError {
     Length,
 }
 
+/// Body frames kept for a second attempt: the first one apart, so the usual one-frame
+/// body needs no vector.
+#[derive(Default)]
+struct Retained {
+    first: Option<Bytes>,
+    rest: Vec<Bytes>,
+}
+
+impl Retained {
+    fn push(&mut self, frame: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(frame);
+        } else {
+            self.rest.push(frame);
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match (self.first, self.rest.is_empty()) {
+            (None, _) => Bytes::new(),
+            (Some(first), true) => first,
+            (Some(first), false) => {
+                let mut all = Vec::with_capacity(
+                    first.len() + self.rest.iter().map(Bytes::len).sum::<usize>(),
+                );
+                all.extend_from_slice(&first);
+                for frame in &self.rest {
+                    all.extend_from_slice(frame);
+                }
+                Bytes::from(all)
+            }
+        }
+    }
+}
+
+/// Head and body pieces queued at once in the usual case (head, and a chunk's size
+/// line, data and CRLF): room for them from the start.
+const PENDING_ROOM: usize = 4;
+
 /// The request being written.
 pub struct Upload {
     pending: VecDeque<Bytes>,
@@ -44,7 +83,7 @@ pub struct Upload {
     /// Bytes still allowed by `Content-Length`.
     left: u64,
     /// Copies of the body frames taken so far, while the body can be sent again.
-    retained: Option<Vec<Bytes>>,
+    retained: Option<Retained>,
     consumed: bool,
     finished: bool,
 }
@@ -59,13 +98,15 @@ impl Upload {
             RequestFraming::Length(n) => n,
             _ => 0,
         };
+        let mut pending = VecDeque::with_capacity(PENDING_ROOM);
+        pending.push_back(head);
         Upload {
-            pending: VecDeque::from([head]),
+            pending,
             queued,
             body,
             framing,
             left,
-            retained: in_memory.then(Vec::new),
+            retained: in_memory.then(Retained::default),
             consumed: false,
             finished: false,
         }
@@ -85,12 +126,7 @@ impl Upload {
         if self.body.is_some() {
             return None;
         }
-        let frames = self.retained?;
-        let bytes = match frames.len() {
-            1 => frames.into_iter().next().unwrap_or_default(),
-            _ => Bytes::from(frames.concat()),
-        };
-        Some(crate::body::full(bytes))
+        Some(crate::body::full(self.retained?.into_bytes()))
     }
 
     /// Moves the upload forward: `Ready(Ok)` once all of it is written and flushed.
@@ -274,6 +310,22 @@ mod tests {
             .unwrap()
             .to_bytes();
         assert_eq!(&bytes[..], b"abc");
+
+        let mut upload = Upload::new(
+            Bytes::new(),
+            frames(&[b"xyz"]),
+            RequestFraming::Length(3),
+            true,
+        );
+        std::future::poll_fn(|cx| upload.poll(&mut sink, cx))
+            .await
+            .unwrap();
+        let replay = upload.into_replay().expect("in memory");
+        let bytes = http_body_util::BodyExt::collect(replay)
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&bytes[..], b"xyz");
 
         let mut upload = Upload::new(
             Bytes::new(),
