@@ -292,41 +292,28 @@ mod tests {
         assert_eq!(&wire[6..], &big[..]);
     }
 
+    /// Sends an in-memory body of `pieces` once, then returns its replay's bytes.
+    async fn replayed(pieces: &[&'static [u8]], framing: RequestFraming) -> Bytes {
+        let (mut sink, _peer) = tokio::io::duplex(1 << 16);
+        let mut upload = Upload::new(Bytes::new(), frames(pieces), framing, true);
+        std::future::poll_fn(|cx| upload.poll(&mut sink, cx))
+            .await
+            .unwrap();
+        let replay = upload.into_replay().expect("in memory");
+        http_body_util::BodyExt::collect(replay)
+            .await
+            .unwrap()
+            .to_bytes()
+    }
+
     #[tokio::test]
     async fn in_memory_bodies_replay_and_streamed_ones_only_untouched() {
+        let two = replayed(&[b"ab", b"c"], RequestFraming::Chunked).await;
+        assert_eq!(&two[..], b"abc");
+        let one = replayed(&[b"xyz"], RequestFraming::Length(3)).await;
+        assert_eq!(&one[..], b"xyz");
+
         let (mut sink, _peer) = tokio::io::duplex(1 << 16);
-        let mut upload = Upload::new(
-            Bytes::new(),
-            frames(&[b"ab", b"c"]),
-            RequestFraming::Chunked,
-            true,
-        );
-        std::future::poll_fn(|cx| upload.poll(&mut sink, cx))
-            .await
-            .unwrap();
-        let replay = upload.into_replay().expect("in memory");
-        let bytes = http_body_util::BodyExt::collect(replay)
-            .await
-            .unwrap()
-            .to_bytes();
-        assert_eq!(&bytes[..], b"abc");
-
-        let mut upload = Upload::new(
-            Bytes::new(),
-            frames(&[b"xyz"]),
-            RequestFraming::Length(3),
-            true,
-        );
-        std::future::poll_fn(|cx| upload.poll(&mut sink, cx))
-            .await
-            .unwrap();
-        let replay = upload.into_replay().expect("in memory");
-        let bytes = http_body_util::BodyExt::collect(replay)
-            .await
-            .unwrap()
-            .to_bytes();
-        assert_eq!(&bytes[..], b"xyz");
-
         let mut upload = Upload::new(
             Bytes::new(),
             frames(&[b"ab"]),
