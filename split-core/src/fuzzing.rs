@@ -510,15 +510,7 @@ pub fn json_scan(data: &[u8]) {
             "scanner and serde_json disagree on the model"
         );
     }
-    let keys = ["prompt_tokens", "completion_tokens", "total_tokens"];
-    if let Ok([prompt_tokens, completion_tokens, total_tokens]) =
-        crate::json_scan::object_counts(data, keys)
-    {
-        let fast = crate::llm::Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens,
-        };
+    if let Ok(fast) = crate::llm::usage::usage_object_scanned(data) {
         assert_eq!(
             Some(fast),
             crate::llm::usage::usage_object_serde(data),

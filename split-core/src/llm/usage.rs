@@ -291,15 +291,22 @@ fn last_usage(hay: &[u8]) -> Option<Usage> {
 /// The counts of the `usage` object at the start of `bytes` (`None` if it is not one):
 /// the allocation-free scanner when it can answer, serde_json otherwise.
 fn usage_object(bytes: &[u8]) -> Option<Usage> {
-    const KEYS: [&str; 3] = ["prompt_tokens", "completion_tokens", "total_tokens"];
-    match crate::json_scan::object_counts(bytes, KEYS) {
-        Ok([prompt_tokens, completion_tokens, total_tokens]) => Some(Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens,
-        }),
+    match usage_object_scanned(bytes) {
+        Ok(usage) => Some(usage),
         Err(crate::json_scan::Unsure) => usage_object_serde(bytes),
     }
+}
+
+/// [`usage_object`] by the scanner alone: `Err` where serde_json has to answer.
+pub(crate) fn usage_object_scanned(bytes: &[u8]) -> Result<Usage, crate::json_scan::Unsure> {
+    const KEYS: [&str; 3] = ["prompt_tokens", "completion_tokens", "total_tokens"];
+    let [prompt_tokens, completion_tokens, total_tokens] =
+        crate::json_scan::object_counts(bytes, KEYS)?;
+    Ok(Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens,
+    })
 }
 
 /// [`usage_object`] by serde_json alone: the answer the fast path must agree with.
@@ -704,10 +711,8 @@ mod finish_with_props {
 mod scan_props {
     use proptest::prelude::*;
 
-    use super::{usage_object_serde, Usage};
-    use crate::json_scan::{arb, object_counts};
-
-    const KEYS: [&str; 3] = ["prompt_tokens", "completion_tokens", "total_tokens"];
+    use super::{usage_object_scanned, usage_object_serde, Usage};
+    use crate::json_scan::arb;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
@@ -715,10 +720,7 @@ mod scan_props {
         /// Whenever the scanner answers, serde_json reads the same counts.
         #[test]
         fn scanner_agrees_with_serde_json(doc in arb::value()) {
-            if let Ok([prompt_tokens, completion_tokens, total_tokens]) =
-                object_counts(&doc, KEYS)
-            {
-                let fast = Usage { prompt_tokens, completion_tokens, total_tokens };
+            if let Ok(fast) = usage_object_scanned(&doc) {
                 prop_assert_eq!(
                     Some(fast),
                     usage_object_serde(&doc),
@@ -732,21 +734,16 @@ mod scan_props {
     #[test]
     fn scanner_answers_usage_objects() {
         let body = br#"{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":null}}"#;
-        assert_eq!(
-            object_counts(body, KEYS),
-            Ok([Some(12), Some(30), Some(42)])
-        );
-        assert_eq!(
-            super::usage_object(body),
-            Some(Usage {
-                prompt_tokens: Some(12),
-                completion_tokens: Some(30),
-                total_tokens: Some(42)
-            })
-        );
+        let expected = Usage {
+            prompt_tokens: Some(12),
+            completion_tokens: Some(30),
+            total_tokens: Some(42),
+        };
+        assert_eq!(usage_object_scanned(body), Ok(expected));
+        assert_eq!(super::usage_object(body), Some(expected));
         // Left to serde_json, same reading.
         let float = br#"{"prompt_tokens":1.0,"total_tokens":3}"#;
-        assert!(object_counts(float, KEYS).is_err());
+        assert!(usage_object_scanned(float).is_err());
         assert_eq!(
             super::usage_object(float),
             Some(Usage {
