@@ -46,17 +46,17 @@ impl Captured {
     /// Appends `data`, keeping at most `cap` bytes.
     fn push(&mut self, data: &Bytes, cap: usize) {
         match self {
-            Captured::Nothing => *self = Captured::One(data.slice(..data.len().min(cap))),
-            Captured::One(first) => {
-                let mut copy = first.to_vec();
-                let room = cap.saturating_sub(copy.len());
-                copy.extend_from_slice(&data[..data.len().min(room)]);
-                *self = Captured::Copied(copy);
+            Captured::Nothing => {
+                *self = Captured::One(data.slice(..data.len().min(cap)));
+                return;
             }
-            Captured::Copied(v) => {
-                let room = cap.saturating_sub(v.len());
-                v.extend_from_slice(&data[..data.len().min(room)]);
-            }
+            // A second piece: from here on the start is a copy.
+            Captured::One(first) => *self = Captured::Copied(first.to_vec()),
+            Captured::Copied(_) => {}
+        }
+        if let Captured::Copied(v) = self {
+            let room = cap.saturating_sub(v.len());
+            v.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
 }

@@ -145,11 +145,7 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         headers.append(name, value);
     }
     let framing = framing(version, &headers, seen)?;
-    let keep_alive = if seen.connection {
-        keep_alive(version, &headers)
-    } else {
-        version == Version::HTTP_11
-    };
+    let keep_alive = keep_alive(version, &headers, seen.connection);
     let expect_continue = version == Version::HTTP_11
         && framing != Framing::Empty
         && seen.expect
@@ -273,7 +269,12 @@ fn parse_length(token: &[u8]) -> Option<u64> {
     )
 }
 
-fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+/// Whether the client wants the connection kept; `connection` tells whether the head
+/// has a `Connection` field at all (without one, only HTTP/1.1 keeps it).
+fn keep_alive(version: Version, headers: &HeaderMap, connection: bool) -> bool {
+    if !connection {
+        return version == Version::HTTP_11;
+    }
     let has = |word: &[u8]| tokens(headers, &CONNECTION).any(|t| t.eq_ignore_ascii_case(word));
     if version == Version::HTTP_11 {
         !has(b"close")

@@ -211,11 +211,7 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed, HeadError> 
         transfer_encoding |= name == TRANSFER_ENCODING;
         headers.append(name, value);
     }
-    let keep_alive = if connection {
-        keep_alive(version, &headers)
-    } else {
-        version == Version::HTTP_11
-    };
+    let keep_alive = keep_alive(version, &headers, connection);
     let framing = body_framing(method, status, &headers, transfer_encoding)?;
     let keep_alive = keep_alive && framing != BodyFraming::Close;
     let mut parts = http::Response::new(()).into_parts().0;
@@ -233,8 +229,12 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed, HeadError> 
 }
 
 /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only with
-/// `Connection: keep-alive`.
-fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+/// `Connection: keep-alive`. `connection` tells whether the head has a `Connection`
+/// field at all.
+fn keep_alive(version: Version, headers: &HeaderMap, connection: bool) -> bool {
+    if !connection {
+        return version == Version::HTTP_11;
+    }
     let mut close = false;
     let mut keep = false;
     for value in headers.get_all(http::header::CONNECTION) {
