@@ -42,6 +42,7 @@
 //! - [`json_scan`]: the allocation-free fast path of the `model` and `usage` reads.
 //! - [`word_hash`]: the fast unkeyed hasher of maps keyed by configured values.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod admin_auth;

@@ -3,6 +3,7 @@
 mod access_log;
 mod admin_host;
 mod admin_key;
+mod alloc;
 mod body;
 mod cli;
 mod commands;
@@ -58,9 +59,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// The process allocator (see the `mimalloc` entry in Cargo.toml for why).
+/// The process allocator (see the `libmimalloc-sys` entry in Cargo.toml and `alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Mimalloc = alloc::Mimalloc;
 
 /// Exit code for invalid configuration (EX_CONFIG-like `64`, as the contract says).
 pub const EXIT_CONFIG: u8 = 64;
