@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::metric_cache::HandleCache;
+use crate::metric_cache::{HandleCache, Labels};
 use crate::record::RequestRecord;
 
 /// Time to first token buckets, seconds.
@@ -56,8 +56,8 @@ pub struct LlmMetrics {
     tokens_per_second: Histograms,
     /// Handles of the two histograms by (route, arm), so a finished request neither
     /// builds owned labels nor takes a family's lock (see [`HandleCache`]).
-    ttft_cache: HandleCache<RouteArm, Histogram>,
-    tps_cache: HandleCache<RouteArm, Histogram>,
+    ttft_cache: HandleCache<Labels<2>, Histogram>,
+    tps_cache: HandleCache<Labels<2>, Histogram>,
     guard_tripped: Family<GuardLabels, Gauge>,
     ratelimit_redis_failures: Family<RedisFailureLabels, Counter>,
 }
@@ -104,17 +104,17 @@ impl LlmMetrics {
     pub fn finish(&self, r: &RequestRecord) {
         let route = r.route_id().unwrap_or_default();
         let arm = r.arm.as_deref().unwrap_or_default();
-        let handle = |cache: &HandleCache<RouteArm, Histogram>, family: &Histograms| {
+        let handle = |cache: &HandleCache<Labels<2>, Histogram>, family: &Histograms| {
             cache.get(
                 &(route, arm),
-                |k| k.route == route && k.arm == arm,
+                |k| k.matches([route, arm]),
                 || {
                     let labels = RouteArm {
                         route: route.to_owned(),
                         arm: arm.to_owned(),
                     };
                     let histogram = family.get_or_create(&labels).clone();
-                    (labels, histogram)
+                    (Labels::new([route, arm]), histogram)
                 },
             )
         };

@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::metric_cache::HandleCache;
+use crate::metric_cache::{HandleCache, Labels};
 use crate::record::{millis, RequestRecord};
 
 /// Latency buckets in ms (APISIX's).
@@ -107,9 +107,11 @@ pub struct Metrics {
     ticket_fallbacks: Family<RuleLabels, Counter>,
     /// TTFT, tokens/s and guard families.
     pub llm: crate::llm_metrics::LlmMetrics,
-    arm_cache: HandleCache<(String, usize, String), Counter>,
+    /// By rule and (route, arm).
+    arm_cache: HandleCache<(usize, Labels<2>), Counter>,
     request_cache: HandleCache<OwnedRequestKey, Arc<RequestSeries>>,
-    token_cache: HandleCache<TokenLabels, Counter>,
+    /// By type and (route, arm, consumer, model).
+    token_cache: HandleCache<(&'static str, Labels<4>), Counter>,
     config_sync_ok: Gauge,
     config_revision: Gauge,
 }
@@ -126,40 +128,36 @@ struct RequestKey<'a> {
     node: Option<IpAddr>,
 }
 
-/// [`RequestKey`], owned.
+/// [`RequestKey`], owned: its five strings packed in one allocation.
 struct OwnedRequestKey {
     code: u16,
-    route: String,
-    matched_uri: String,
-    matched_host: String,
-    service: String,
-    consumer: String,
     node: Option<IpAddr>,
+    text: Labels<5>,
+}
+
+impl<'a> RequestKey<'a> {
+    fn texts(&self) -> [&'a str; 5] {
+        [
+            self.route,
+            self.matched_uri,
+            self.matched_host,
+            self.service,
+            self.consumer,
+        ]
+    }
 }
 
 impl OwnedRequestKey {
     fn new(key: &RequestKey<'_>) -> OwnedRequestKey {
         OwnedRequestKey {
             code: key.code,
-            route: key.route.to_owned(),
-            matched_uri: key.matched_uri.to_owned(),
-            matched_host: key.matched_host.to_owned(),
-            service: key.service.to_owned(),
-            consumer: key.consumer.to_owned(),
             node: key.node,
+            text: Labels::new(key.texts()),
         }
     }
 
-    fn view(&self) -> RequestKey<'_> {
-        RequestKey {
-            code: self.code,
-            route: &self.route,
-            matched_uri: &self.matched_uri,
-            matched_host: &self.matched_host,
-            service: &self.service,
-            consumer: &self.consumer,
-            node: self.node,
-        }
+    fn matches(&self, key: &RequestKey<'_>) -> bool {
+        self.code == key.code && self.node == key.node && self.text.matches(key.texts())
     }
 }
 
@@ -300,7 +298,7 @@ impl Metrics {
     pub fn arm_request(&self, route: &str, rule: usize, arm: &str) {
         let counter = self.arm_cache.get(
             &(route, rule, arm),
-            |k| k.0 == route && k.1 == rule && k.2 == arm,
+            |k| k.0 == rule && k.1.matches([route, arm]),
             || {
                 let labels = ArmLabels {
                     route: route.to_owned(),
@@ -308,7 +306,7 @@ impl Metrics {
                     arm: arm.to_owned(),
                 };
                 let counter = self.arm_requests.get_or_create(&labels).clone();
-                ((labels.route, rule, labels.arm), counter)
+                ((rule, Labels::new([route, arm])), counter)
             },
         );
         counter.inc();
@@ -373,13 +371,7 @@ impl Metrics {
                 let model = r.model.as_deref().unwrap_or_default();
                 let counter = self.token_cache.get(
                     &(kind, route, arm, consumer, model),
-                    |k| {
-                        k.r#type == kind
-                            && k.route == route
-                            && k.arm == arm
-                            && k.consumer == consumer
-                            && k.model == model
-                    },
+                    |k| k.0 == kind && k.1.matches([route, arm, consumer, model]),
                     || {
                         let labels = TokenLabels {
                             r#type: kind,
@@ -389,7 +381,7 @@ impl Metrics {
                             model: model.to_owned(),
                         };
                         let counter = self.llm_tokens.get_or_create(&labels).clone();
-                        (labels, counter)
+                        ((kind, Labels::new([route, arm, consumer, model])), counter)
                     },
                 );
                 counter.inc_by(count);
@@ -411,7 +403,7 @@ impl Metrics {
         };
         let series = self.request_cache.get(
             &key,
-            |k| k.view() == key,
+            |k| k.matches(&key),
             || {
                 (
                     OwnedRequestKey::new(&key),
