@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderValue, HOST};
@@ -95,20 +95,22 @@ pub async fn forward(
     on_error: &mut (dyn FnMut(AttemptError<'_>) + Send),
 ) -> Result<Answer, ForwardError> {
     let upstream: &Upstream = &up.upstream;
-    let started = Instant::now();
+    // `upload` was made just before this call: its origin is when forwarding started.
+    let started = upload.origin();
     let client_body = std::mem::replace(&mut out.body, crate::body::empty());
     let (host_override, client_host) = (out.host_override.take(), out.client_host.take());
     let mut body = Some(stream(ProgressBody::new(client_body, Arc::clone(&upload))));
     let mut last: Option<(bool, String)> = None;
-    let nodes: Vec<(usize, &Node)> = plan
-        .iter()
-        .filter_map(|&i| upstream.nodes.get(i).map(|n| (i, n)))
-        .collect();
-    if nodes.is_empty() {
+    // Walked in place (no vector of them per request).
+    let nodes = || {
+        plan.iter()
+            .filter_map(|&i| upstream.nodes.get(i).map(|n: &Node| (i, n)))
+    };
+    if nodes().next().is_none() {
         return Err(ForwardError::NoNodes);
     }
     let budget = retry_budget(upstream);
-    for (attempt, (index, node)) in nodes.into_iter().enumerate() {
+    for (attempt, (index, node)) in nodes().enumerate() {
         if attempt > 0 && budget.is_some_and(|b| started.elapsed() >= b) {
             // `retry_timeout` (nginx's `proxy_next_upstream_timeout`): no next node once
             // the budget is spent; the last failure is the answer.

@@ -101,6 +101,11 @@ impl Progress {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// When this progress was made (its first activity).
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
     /// When the body last made progress.
     pub fn last_activity(&self) -> Instant {
         self.origin + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
@@ -124,9 +129,9 @@ pub struct ProgressBody {
 }
 
 impl ProgressBody {
-    /// Wraps `inner`.
+    /// Wraps `inner`. The progress's last activity stays at its origin (the body is
+    /// wrapped right after the progress is made; reading the clock again costs ~25 ns).
     pub fn new(inner: ProxyBody, progress: Arc<Progress>) -> ProgressBody {
-        progress.touch();
         if inner.is_end_stream() {
             progress.done.store(true, Ordering::Relaxed);
         }
@@ -157,10 +162,12 @@ impl Body for ProgressBody {
                     this.progress.done.store(true, Ordering::Relaxed);
                 }
             }
-            Poll::Ready(None) => {
+            // Already done when the last data frame said so: that frame was the activity.
+            Poll::Ready(None) if !this.progress.done() => {
                 this.progress.touch();
                 this.progress.done.store(true, Ordering::Relaxed);
             }
+            Poll::Ready(None) => {}
             Poll::Ready(Some(Err(_))) | Poll::Pending => {}
         }
         polled
