@@ -9,11 +9,13 @@
 //!   unsupported `Transfer-Encoding`, `Transfer-Encoding` on HTTP/1.0, both
 //!   `Transfer-Encoding` and `Content-Length`, or conflicting `Content-Length` values → 400.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::header::{
     HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING,
 };
 use http::{HeaderMap, Method, Uri, Version};
+
+use super::spans;
 
 /// Most header fields in one request head (hyper's default too).
 pub const MAX_HEADERS: usize = 100;
@@ -69,8 +71,8 @@ pub struct Head {
 /// complete head is split off `buf` (what follows stays), and the header values and
 /// target share its bytes instead of copying them.
 pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
-    // Where method, target and every field are in the head: (start, len) pairs.
-    let mut spans = [[0u32; 4]; MAX_HEADERS];
+    // Where method, target and every field are in the head.
+    let mut fields_at = [[[0u32; 2]; 2]; MAX_HEADERS];
     let (len, count, method, target, version) = {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut fields);
@@ -90,20 +92,7 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
             }
         };
         check_limits(&buf[..len])?;
-        let base = buf.as_ptr() as usize;
-        // httparse's slices point into `buf`, which is at most a few hundred KiB.
-        let span = |s: &[u8]| -> [u32; 2] {
-            let start = (s.as_ptr() as usize).saturating_sub(base);
-            [
-                u32::try_from(start).unwrap_or(u32::MAX),
-                u32::try_from(s.len()).unwrap_or(u32::MAX),
-            ]
-        };
-        for (slot, field) in spans.iter_mut().zip(req.headers.iter()) {
-            let [ns, nl] = span(field.name.as_bytes());
-            let [vs, vl] = span(field.value);
-            *slot = [ns, nl, vs, vl];
-        }
+        let count = spans::note_fields(buf, req.headers, &mut fields_at);
         let version = match req.version {
             Some(0) => Version::HTTP_10,
             Some(1) => Version::HTTP_11,
@@ -111,36 +100,37 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         };
         let method = req
             .method
-            .map(|m| span(m.as_bytes()))
+            .map(|m| spans::span(buf, m.as_bytes()))
             .ok_or(HeadError::Malformed)?;
         let target = req
             .path
-            .map(|p| span(p.as_bytes()))
+            .map(|p| spans::span(buf, p.as_bytes()))
             .ok_or(HeadError::Malformed)?;
-        (len, req.headers.len(), method, target, version)
+        (len, count, method, target, version)
     };
-    let bytes = buf.split_to(len).freeze();
-    let part = |[start, len]: [u32; 2]| -> Result<Bytes, HeadError> {
-        let start = start as usize;
-        let end = start
-            .checked_add(len as usize)
-            .ok_or(HeadError::Malformed)?;
-        if end > bytes.len() {
-            return Err(HeadError::Malformed);
-        }
-        Ok(bytes.slice(start..end))
-    };
-    let method = Method::from_bytes(&part(method)?).map_err(|_| HeadError::Malformed)?;
-    let uri = Uri::from_maybe_shared(part(target)?).map_err(|_| HeadError::Malformed)?;
+    let head = spans::Split(buf.split_to(len).freeze());
+    let method = head
+        .raw(method)
+        .and_then(|m| Method::from_bytes(m).ok())
+        .ok_or(HeadError::Malformed)?;
+    let uri = head
+        .shared(target)
+        .and_then(|t| Uri::from_maybe_shared(t).ok())
+        .ok_or(HeadError::Malformed)?;
     let mut headers = HeaderMap::with_capacity(count);
     // Which of the fields read below are present, noted while the map is built: most
     // heads carry none but Content-Length, and looking up an absent name still costs a
     // hash and a probe.
     let mut seen = Seen::default();
-    for [ns, nl, vs, vl] in spans.iter().take(count).copied() {
-        let name = HeaderName::from_bytes(&part([ns, nl])?).map_err(|_| HeadError::Malformed)?;
-        let value =
-            HeaderValue::from_maybe_shared(part([vs, vl])?).map_err(|_| HeadError::Malformed)?;
+    for [name, value] in fields_at.iter().take(count).copied() {
+        let name = head
+            .raw(name)
+            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .ok_or(HeadError::Malformed)?;
+        let value = head
+            .shared(value)
+            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
+            .ok_or(HeadError::Malformed)?;
         seen.note(&name);
         headers.append(name, value);
     }

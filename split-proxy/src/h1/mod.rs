@@ -26,6 +26,7 @@ pub mod h2;
 pub mod head;
 pub mod io;
 pub mod response;
+pub mod spans;
 pub mod write;
 
 pub use body::RequestBody;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::Method;
 use http_body::Body;
 use tokio::io::ReadBuf;
@@ -159,17 +159,11 @@ impl Future for Exchange<'_> {
         }
         loop {
             if !this.conn.buf.is_empty() {
-                match parse_response(&this.conn.buf, this.method) {
+                match parse_response(&mut this.conn.buf, this.method) {
                     Err(e) => return this.fail(e.to_string()),
                     Ok(Parsed::Partial) => {}
-                    Ok(Parsed::Interim(n)) => {
-                        this.conn.buf.advance(n);
-                        continue;
-                    }
-                    Ok(Parsed::Final(head, n)) => {
-                        this.conn.buf.advance(n);
-                        return Poll::Ready(Ok(head));
-                    }
+                    Ok(Parsed::Interim) => continue,
+                    Ok(Parsed::Final(head)) => return Poll::Ready(Ok(head)),
                 }
             }
             match this.conn.poll_fill(cx) {

@@ -2,7 +2,9 @@
 //! the response head parsed with `httparse` within bounds ([`MAX_HEAD`] bytes,
 //! [`MAX_HEADERS`] fields), with the body framing it announces.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
+
+use crate::h1::spans::{self, Split};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
 
@@ -138,12 +140,12 @@ pub struct ResponseHead {
 /// What the bytes read so far hold.
 #[derive(Debug)]
 pub enum Parsed {
-    /// Not a whole head yet.
+    /// Not a whole head yet (nothing consumed).
     Partial,
-    /// A 1xx interim response of that many bytes, to skip.
-    Interim(usize),
-    /// The final head and its length in bytes.
-    Final(ResponseHead, usize),
+    /// A 1xx interim response, consumed.
+    Interim,
+    /// The final head, split off the buffer.
+    Final(ResponseHead),
 }
 
 /// Why a response head is refused (the gateway answers 502).
@@ -160,27 +162,33 @@ pub enum HeadError {
     Invalid(String),
 }
 
-/// Parses the response head at the start of `buf`, for a request with `method`.
-pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    let len = match response.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() >= MAX_HEAD {
-                Err(HeadError::TooLarge)
-            } else {
-                Ok(Parsed::Partial)
-            };
-        }
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(e) => return Err(HeadError::Invalid(e.to_string())),
+/// Parses the response head at the start of `buf`, for a request with `method`. A
+/// complete head is taken off `buf` (what follows stays), and the header values share
+/// its bytes instead of copying them.
+pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, HeadError> {
+    let mut fields_at = [[[0u32; 2]; 2]; MAX_HEADERS];
+    let (len, count, code, version) = {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut fields);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                return if buf.len() >= MAX_HEAD {
+                    Err(HeadError::TooLarge)
+                } else {
+                    Ok(Parsed::Partial)
+                };
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+            Err(e) => return Err(HeadError::Invalid(e.to_string())),
+        };
+        let count = spans::note_fields(buf, response.headers, &mut fields_at);
+        // httparse only completes a head with a version and a 3-digit code.
+        (len, count, response.code.unwrap_or(0), response.version)
     };
     if len > MAX_HEAD {
         return Err(HeadError::TooLarge);
     }
-    // httparse only completes a head with a version and a 3-digit code.
-    let code = response.code.unwrap_or(0);
     let status = StatusCode::from_u16(code)
         .map_err(|_| HeadError::Invalid(format!("status code {code}")))?;
     if status.is_informational() {
@@ -189,24 +197,33 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed, HeadError> 
                 "unexpected 101 Switching Protocols".into(),
             ));
         }
-        return Ok(Parsed::Interim(len));
+        buf.advance(len);
+        return Ok(Parsed::Interim);
     }
-    let version = if response.version == Some(0) {
+    let version = if version == Some(0) {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
+    let head = Split(buf.split_to(len).freeze());
     // Room for the headers split adds to an answer (`Server`, the quota and token
     // budget headers) without rehashing.
-    let mut headers = HeaderMap::with_capacity(response.headers.len() + 4);
+    let mut headers = HeaderMap::with_capacity(count + 4);
     // Noted while building the map: looking up an absent name still costs a hash and a
     // probe, and most answers carry neither field.
     let (mut connection, mut transfer_encoding) = (false, false);
-    for field in response.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| HeadError::Invalid(format!("header name '{}'", field.name)))?;
-        let value = HeaderValue::from_bytes(field.value)
-            .map_err(|_| HeadError::Invalid(format!("value of header '{}'", field.name)))?;
+    for [name_at, value_at] in fields_at.iter().take(count).copied() {
+        let raw_name = head.raw(name_at).unwrap_or_default();
+        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+            HeadError::Invalid(format!(
+                "header name '{}'",
+                String::from_utf8_lossy(raw_name)
+            ))
+        })?;
+        let value = head
+            .shared(value_at)
+            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
+            .ok_or_else(|| HeadError::Invalid(format!("value of header '{name}'")))?;
         connection |= name == http::header::CONNECTION;
         transfer_encoding |= name == TRANSFER_ENCODING;
         headers.append(name, value);
@@ -218,14 +235,11 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed, HeadError> 
     parts.status = status;
     parts.version = version;
     parts.headers = headers;
-    Ok(Parsed::Final(
-        ResponseHead {
-            parts,
-            framing,
-            keep_alive,
-        },
-        len,
-    ))
+    Ok(Parsed::Final(ResponseHead {
+        parts,
+        framing,
+        keep_alive,
+    }))
 }
 
 /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only with
@@ -305,14 +319,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Parses `text` in a buffer of its own; also returns what the parse left there.
+    fn parse_with(text: &[u8], method: &Method) -> (Result<Parsed, HeadError>, BytesMut) {
+        let mut buf = BytesMut::from(text);
+        let parsed = parse_response(&mut buf, method);
+        (parsed, buf)
+    }
+
     fn parse(text: &str) -> Result<Parsed, HeadError> {
-        parse_response(text.as_bytes(), &Method::GET)
+        parse_with(text.as_bytes(), &Method::GET).0
     }
 
     fn head(text: &str) -> ResponseHead {
-        match parse(text) {
-            Ok(Parsed::Final(head, len)) => {
-                assert_eq!(len, text.len());
+        match parse_with(text.as_bytes(), &Method::GET) {
+            (Ok(Parsed::Final(head)), rest) => {
+                assert!(rest.is_empty(), "{rest:?} left of {text:?}");
                 head
             }
             other => panic!("{text:?}: {other:?}"),
@@ -358,8 +379,8 @@ mod tests {
         let h = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: Keep-Alive\r\n\r\n");
         assert!(h.keep_alive);
         let text = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
-        match parse_response(text.as_bytes(), &Method::HEAD) {
-            Ok(Parsed::Final(h, _)) => assert_eq!(h.framing, BodyFraming::Empty),
+        match parse_with(text.as_bytes(), &Method::HEAD).0 {
+            Ok(Parsed::Final(h)) => assert_eq!(h.framing, BodyFraming::Empty),
             other => panic!("{other:?}"),
         }
     }
@@ -384,12 +405,27 @@ mod tests {
     }
 
     #[test]
-    fn interim_responses_are_skipped_by_length() {
+    fn interim_responses_are_consumed_and_the_rest_stays() {
         let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
-        match parse(text) {
-            Ok(Parsed::Interim(n)) => assert_eq!(n, 25),
+        match parse_with(text.as_bytes(), &Method::GET) {
+            (Ok(Parsed::Interim), rest) => assert_eq!(&rest[..], b"HTTP/1.1 200 OK\r\n"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn values_share_the_head_and_what_follows_stays_in_the_buffer() {
+        let text = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Up: a b\r\n\r\nbody";
+        let (parsed, rest) = parse_with(text.as_bytes(), &Method::GET);
+        let Ok(Parsed::Final(h)) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(&rest[..], b"body");
+        assert_eq!(h.parts.headers["x-up"], "a b");
+        assert_eq!(h.framing, BodyFraming::Length(4));
+        // Invalid values are still refused.
+        let bad = parse("HTTP/1.1 200 OK\r\nX-Up: a\x7fb\r\n\r\n");
+        assert!(matches!(&bad, Err(HeadError::Invalid(_))), "{bad:?}");
     }
 
     #[test]
@@ -427,7 +463,7 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = parse_response(&bytes, &Method::GET);
+            let _ = parse_with(&bytes, &Method::GET);
         }
 
         #[test]
@@ -442,12 +478,13 @@ mod tests {
             text.push_str("\r\nbody");
             let full = text.len() - 4;
             for cut in 0..full {
-                let parsed = parse_response(&text.as_bytes()[..cut], &Method::GET);
+                let (parsed, rest) = parse_with(&text.as_bytes()[..cut], &Method::GET);
                 prop_assert!(matches!(parsed, Ok(Parsed::Partial)), "cut {}", cut);
+                prop_assert_eq!(rest.len(), cut);
             }
-            match parse_response(text.as_bytes(), &Method::GET) {
-                Ok(Parsed::Final(h, n)) => {
-                    prop_assert_eq!(n, full);
+            match parse_with(text.as_bytes(), &Method::GET) {
+                (Ok(Parsed::Final(h)), rest) => {
+                    prop_assert_eq!(text.len() - rest.len(), full);
                     let expect = if len == 0 { BodyFraming::Empty } else { BodyFraming::Length(len) };
                     prop_assert_eq!(h.framing, expect);
                     for (i, v) in values.iter().enumerate() {
