@@ -51,7 +51,8 @@ pub struct ObservedBody {
     inner: ProxyBody,
     read_timeout: Option<Duration>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    record: Option<RequestRecord>,
+    /// Boxed: the record is 664 bytes, and this body is moved into its box and wrappers.
+    record: Option<Box<RequestRecord>>,
     started: Instant,
     observer: Observer,
     usage: Option<UsageScanner>,
@@ -62,7 +63,7 @@ impl ObservedBody {
     pub fn new(
         inner: ProxyBody,
         read_timeout: Option<Duration>,
-        record: RequestRecord,
+        record: Box<RequestRecord>,
         started: Instant,
         observer: Observer,
         usage: Option<UsageScanner>,
@@ -204,9 +205,13 @@ mod tests {
         (dir, log, observer)
     }
 
-    fn record() -> RequestRecord {
+    fn record() -> Box<RequestRecord> {
         let uri: http::Uri = "/x".parse().unwrap();
-        RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::GET, &uri)
+        Box::new(RequestRecord::new(
+            "127.0.0.1".parse().unwrap(),
+            &http::Method::GET,
+            &uri,
+        ))
     }
 
     #[tokio::test]
