@@ -329,7 +329,7 @@ async fn attempt(
         arm: compiled.label.clone(),
     };
     let sse = is_sse(&head.headers);
-    let mut body = stream(body);
+    let mut body = body;
     if conf.falls_back_on(status) {
         let res = Response::from_parts(head, body);
         return Tried::Failed(

@@ -18,7 +18,7 @@ use crate::body::{stream, ProxyBody};
 use crate::upload::{Progress, ProgressBody};
 use crate::upstream::connect::ConnectError;
 use crate::upstream::h1::{Exchange, H1Conn};
-use crate::upstream::h1_body::{H1Body, Reuse, UpstreamBody};
+use crate::upstream::h1_body::{H1Body, Reuse};
 use crate::upstream::h1_head::{encode_request, request_framing, valid_target};
 use crate::upstream::h1_upload::Upload;
 use crate::upstream::pool::{Pool, PoolKey, Sender};
@@ -53,7 +53,7 @@ pub struct Outgoing {
 /// A response head from the upstream.
 pub struct Answer {
     /// The response (body still streaming).
-    pub response: Response<UpstreamBody>,
+    pub response: Response<ProxyBody>,
     /// Address actually used.
     pub peer: SocketAddr,
     /// Index of the node that answered (into the upstream's `nodes`).
@@ -262,7 +262,7 @@ fn build_h2_request(
 // The answer is the common case: boxing it would cost an allocation per request.
 #[allow(clippy::large_enum_variant)]
 enum Sent {
-    Answer(Response<UpstreamBody>),
+    Answer(Response<ProxyBody>),
     /// Not sent (a pooled connection closed meanwhile): the body comes back.
     Unsent(ProxyBody),
     Failed {
@@ -329,7 +329,9 @@ async fn send_h1(
                 limits: target.limits,
             };
             let body = H1Body::new(conn, writer, &head, Some(reuse));
-            Sent::Answer(Response::from_parts(head.parts, UpstreamBody::H1(body)))
+            // Boxed here, where it is made: the 320-byte body would otherwise be copied
+            // at every level the answer goes up through.
+            Sent::Answer(Response::from_parts(head.parts, stream(body)))
         }
         Some(Err(e)) => {
             // A reused connection the upstream closed before answering: the request
@@ -367,7 +369,7 @@ async fn send_h2(
             timeout: true,
             reason: "upstream timed out".into(),
         },
-        Some(Ok(response)) => Sent::Answer(response.map(UpstreamBody::H2)),
+        Some(Ok(response)) => Sent::Answer(response.map(stream)),
         Some(Err(mut e)) => match e.take_message() {
             Some(request) => {
                 let (parts, body) = request.into_parts();

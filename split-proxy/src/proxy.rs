@@ -333,7 +333,7 @@ async fn forward_decided(
     // (4.8 KB with this box; see the test below).
     match Box::pin(crate::send::send(gw, route, arm, &req, upload, record)).await {
         Ok(answered) => Routed::Proxied(
-            Response::from_parts(answered.head, stream(answered.body)),
+            Response::from_parts(answered.head, answered.body),
             answered.read,
         ),
         Err(NotSent::Refused(response)) => Routed::Local(*response),

@@ -31,7 +31,6 @@ use crate::record::RequestRecord;
 use crate::reply;
 use crate::request_edit::{model_of, rewrite_body, upstream_path};
 use crate::upload::Progress;
-use crate::upstream::h1_body::UpstreamBody;
 
 /// The client's request, as every try of it needs it.
 pub(crate) struct ClientRequest {
@@ -78,7 +77,7 @@ pub(crate) struct Answered {
     /// Head.
     pub head: http::response::Parts,
     /// Body, still streaming.
-    pub body: UpstreamBody,
+    pub body: ProxyBody,
     /// Per-frame timeout for reading the body.
     pub read: Duration,
 }
