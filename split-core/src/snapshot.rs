@@ -95,6 +95,9 @@ pub struct CompiledUpstream {
     /// Each node's own Host header value (see [`node_host_header`]), by node index;
     /// computed once so requests do not format it.
     pub node_hosts: Vec<String>,
+    /// Each node's `host` as shared text, by node index: a proxy keys its connections by
+    /// it, and cloning it per request is a reference count, not an allocation.
+    pub node_names: Vec<Arc<str>>,
 }
 
 /// A node's Host header value: the host (IPv6 in brackets) with `:port` unless the port

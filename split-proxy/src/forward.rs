@@ -32,11 +32,11 @@ pub const DEFAULT_TIMEOUT: Timeout = Timeout {
 
 /// The request to send, already rewritten (everything but the Host, which depends on the
 /// node).
-pub struct Outgoing {
+pub struct Outgoing<'a> {
     /// Method.
     pub method: Method,
     /// Path and query sent upstream.
-    pub path_and_query: String,
+    pub path_and_query: &'a str,
     /// Headers (hop-by-hop removed, forwarded headers added, rewrites applied), no Host.
     pub headers: HeaderMap,
     /// Host set by a rewrite; wins over `pass_host`.
@@ -90,7 +90,7 @@ pub async fn forward(
     up: &CompiledUpstream,
     plan: &[usize],
     timeouts: Timeout,
-    mut out: Outgoing,
+    mut out: Outgoing<'_>,
     upload: Arc<Progress>,
     on_error: &mut (dyn FnMut(AttemptError<'_>) + Send),
 ) -> Result<Answer, ForwardError> {
@@ -122,7 +122,10 @@ pub async fn forward(
             break;
         }
         let key = PoolKey {
-            host: node.host.clone(),
+            host: up
+                .node_names
+                .get(index)
+                .map_or_else(|| node.host.as_str().into(), Arc::clone),
             port: node.port,
             tls: upstream.scheme == Scheme::Https,
         };
@@ -162,7 +165,7 @@ pub async fn forward(
                         limits: upstream.keepalive_pool,
                         host,
                         method: &out.method,
-                        path: &out.path_and_query,
+                        path: out.path_and_query,
                         headers: &out.headers,
                         in_memory: out.in_memory,
                     };
@@ -242,7 +245,7 @@ fn log_connect_error(node: &str, e: &ConnectError) {
 /// The h2 request for one attempt; it takes `out.headers` (an unsent request gives
 /// them back).
 fn build_h2_request(
-    out: &mut Outgoing,
+    out: &mut Outgoing<'_>,
     host: &str,
     key: &PoolKey,
     body: ProxyBody,

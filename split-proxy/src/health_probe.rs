@@ -24,7 +24,7 @@ pub async fn probe(pool: &Arc<Pool>, node: &Node, active: &ActiveCheck) -> Outco
 async fn probe_inner(pool: &Arc<Pool>, node: &Node, active: &ActiveCheck) -> Outcome {
     let port = active.port.unwrap_or(node.port);
     let key = PoolKey {
-        host: node.host.clone(),
+        host: node.host.as_str().into(),
         port,
         tls: active.kind == CheckType::Https,
     };

@@ -107,7 +107,8 @@ pub(crate) async fn send(
     let key_auth = route.plugins.key_auth_route.as_ref();
     let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
     let path_and_query = upstream_path(&arm.rewrites, &req.path, &client_uri);
-    record.upstream_uri = Some(path_and_query.clone());
+    // Kept in the record (the access log's `upstream_uri`); the request borrows it.
+    record.upstream_uri = Some(path_and_query);
     add_forwarded(&mut headers, req.remote, parts.headers.get(HOST));
     if let Err(response) = crate::secrets::apply_headers(&arm.rewrites, &mut headers) {
         return Err(NotSent::Refused(response));
@@ -170,7 +171,7 @@ pub(crate) async fn send(
     let timeouts = route.effective_timeout(upstream).unwrap_or(DEFAULT_TIMEOUT);
     let out = Outgoing {
         method: parts.method.clone(),
-        path_and_query,
+        path_and_query: record.upstream_uri.as_deref().unwrap_or_default(),
         headers,
         host_override,
         client_host: req.host_header.clone(),

@@ -353,11 +353,17 @@ pub(crate) fn compile_upstream(upstream: Arc<Upstream>, key: UpstreamKey) -> Arc
         .iter()
         .map(|n| super::node_host_header(&n.host, n.port, upstream.scheme))
         .collect();
+    let node_names = upstream
+        .nodes
+        .iter()
+        .map(|n| Arc::from(n.host.as_str()))
+        .collect();
     Arc::new(CompiledUpstream {
         upstream,
         key,
         selector,
         groups,
         node_hosts,
+        node_names,
     })
 }

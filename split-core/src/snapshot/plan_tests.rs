@@ -146,6 +146,16 @@ fn host_headers_follow_pass_host() {
     );
     assert_eq!(by_host(&node, "::1", Some("c")), "[::1]:8080");
     assert_eq!(by_host(&node, "10.0.0.1", None), "10.0.0.1:443");
+    // The shared names are the nodes' hosts as configured, by node index.
+    let names: Vec<&str> = node.node_names.iter().map(|n| &**n).collect();
+    let hosts: Vec<&str> = node
+        .upstream
+        .nodes
+        .iter()
+        .map(|n| n.host.as_str())
+        .collect();
+    assert_eq!(names, hosts);
+    assert_eq!(names.len(), 3);
     let tls = upstream(json!({"nodes": nodes.clone(), "pass_host": "node", "scheme": "https"}));
     assert_eq!(by_host(&tls, "10.0.0.1", None), "10.0.0.1");
     assert_eq!(by_host(&tls, "api.example.com", None), "api.example.com:80");

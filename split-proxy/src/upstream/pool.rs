@@ -26,8 +26,8 @@ use crate::body::ProxyBody;
 /// and whether TLS is used.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
-    /// Node host.
-    pub host: String,
+    /// Node host (shared: see `CompiledUpstream::node_names`).
+    pub host: Arc<str>,
     /// Node port.
     pub port: u16,
     /// TLS (`scheme: https`).
