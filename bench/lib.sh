@@ -76,3 +76,54 @@ wait_for() {
     done
     die "timed out waiting for '$pattern' in $file: $(tail -5 "$file" 2>/dev/null)"
 }
+
+# start_arms [PREFIX...]: the bench backend on two loopback ports, the split's arm A and
+# arm B, with BACKEND_THREADS threads (1), run under PREFIX (e.g. taskset) if given;
+# sets BACKEND_PID, ARM_A and ARM_B.
+start_arms() {
+    "$@" "$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 \
+        --threads "${BACKEND_THREADS:-1}" >"$WORK/backend.out" 2>&1 &
+    BACKEND_PID=$!
+    PIDS+=("$BACKEND_PID")
+    wait_for "$WORK/backend.out" "listening on" 2
+    ARM_A=$(grep "listening on" "$WORK/backend.out" | sed -n 1p | awk '{print $3}')
+    ARM_B=$(grep "listening on" "$WORK/backend.out" | sed -n 2p | awk '{print $3}')
+}
+
+# write_guide_route: $WORK/apisix.json with the guide's 50/50 route: /chat/completions
+# split between ARM_A (rewritten to /v1/...) and ARM_B (/v2/...).
+write_guide_route() {
+    cat >"$WORK/apisix.json" <<JSON
+{"routes": [{"id": "aimlapi-split", "uri": "/chat/completions",
+  "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}, "pass_host": "node"},
+  "plugins": {"traffic-split": {"rules": [
+    {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}, "pass_host": "node"},
+     "rewrite": {"uri": "/v1/chat/completions"}},
+    {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"$ARM_B": 1}, "pass_host": "node"},
+     "rewrite": {"uri": "/v2/chat/completions"}}]}}}]}
+JSON
+}
+
+# start_split [PREFIX...]: split-proxy serving $WORK/apisix.json with one worker, run
+# under PREFIX (taskset, valgrind) if given; sets SPLIT_PID, SPLIT_ADDR (proxy) and
+# SPLIT_METRICS (metrics listener).
+start_split() {
+    "$@" "$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers 1 --grace 1s \
+        --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+        --data-dir "$WORK/split-data" --log-level warn >"$WORK/split.log" 2>&1 &
+    SPLIT_PID=$!
+    PIDS+=("$SPLIT_PID")
+    wait_for "$WORK/split.log" "config source:"
+    SPLIT_ADDR=$(sed -n 's/.*proxy listening on //p' "$WORK/split.log" | head -1)
+    SPLIT_METRICS=$(sed -n 's/.*metrics listening on //p' "$WORK/split.log" | head -1)
+    [ -n "$SPLIT_ADDR" ] || die "split-proxy did not print its proxy address: $(cat "$WORK/split.log")"
+}
+
+# write_post_lua: $WORK/post.lua, the wrk script sending the guide's request body.
+write_post_lua() {
+    cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+}

@@ -26,41 +26,19 @@ install_missing perf:linux-perf wrk:wrk python3:python3
 build_binaries
 make_workdir split-perf
 
-"$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 --threads 1 >"$WORK/backend.out" 2>&1 &
-PIDS+=("$!")
-wait_for "$WORK/backend.out" "listening on" 2
-ARM_A=$(grep "listening on" "$WORK/backend.out" | sed -n 1p | awk '{print $3}')
-ARM_B=$(grep "listening on" "$WORK/backend.out" | sed -n 2p | awk '{print $3}')
-sed -e "s/@A@/$ARM_A/g" -e "s/@B@/$ARM_B/g" >"$WORK/apisix.json" <<'JSON'
-{"routes": [{"id": "aimlapi-split", "uri": "/chat/completions",
-  "upstream": {"type": "roundrobin", "nodes": {"@A@": 1}, "pass_host": "node"},
-  "plugins": {"traffic-split": {"rules": [
-    {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"@A@": 1}, "pass_host": "node"},
-     "rewrite": {"uri": "/v1/chat/completions"}},
-    {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"@B@": 1}, "pass_host": "node"},
-     "rewrite": {"uri": "/v2/chat/completions"}}]}}}]}
-JSON
-"$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers 1 --grace 1s \
-    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-    --data-dir "$WORK/split-data" --log-level warn >"$WORK/split.log" 2>&1 &
-SP=$!
-PIDS+=("$SP")
-wait_for "$WORK/split.log" "config source:"
-ADDR=$(sed -n 's/.*proxy listening on //p' "$WORK/split.log" | head -1)
-cat >"$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+start_arms
+write_guide_route
+start_split
+write_post_lua
 
 say "warm-up"
-wrk -t1 -c"$CONNS" -d2s -s "$WORK/post.lua" "http://$ADDR/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$WORK/post.lua" "http://$SPLIT_ADDR/chat/completions" >/dev/null
 # wrk runs past both ends of the recording, so every recorded second is under load.
-wrk -t1 -c"$CONNS" -d"$((DURATION + 2))s" -s "$WORK/post.lua" "http://$ADDR/chat/completions" >"$WORK/wrk.txt" &
+wrk -t1 -c"$CONNS" -d"$((DURATION + 2))s" -s "$WORK/post.lua" "http://$SPLIT_ADDR/chat/completions" >"$WORK/wrk.txt" &
 WRK=$!
 sleep 1
 say "recording ${DURATION}s at ${FREQ} Hz"
-perf record -q -e cpu-clock -F "$FREQ" --call-graph dwarf,16384 -p "$SP" -o "$WORK/perf.data" \
+perf record -q -e cpu-clock -F "$FREQ" --call-graph dwarf,16384 -p "$SPLIT_PID" -o "$WORK/perf.data" \
     -- sleep "$DURATION" >/dev/null 2>&1
 wait "$WRK"
 # Requests in the recorded seconds: wrk's steady rate over its whole run times the

@@ -26,45 +26,20 @@ command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
 build_binaries
 make_workdir split-profile
 
-"$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 --threads 1 >"$WORK/backend.out" 2>&1 &
-PIDS+=("$!")
-wait_for "$WORK/backend.out" "listening on" 2
-ARM_A=$(grep "listening on" "$WORK/backend.out" | sed -n 1p | awk '{print $3}')
-ARM_B=$(grep "listening on" "$WORK/backend.out" | sed -n 2p | awk '{print $3}')
-sed -e "s/@A@/$ARM_A/g" -e "s/@B@/$ARM_B/g" >"$WORK/apisix.json" <<'EOF'
-{"routes": [{"id": "aimlapi-split", "uri": "/chat/completions",
-  "upstream": {"type": "roundrobin", "nodes": {"@A@": 1}, "pass_host": "node"},
-  "plugins": {"traffic-split": {"rules": [
-    {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"@A@": 1}, "pass_host": "node"},
-     "rewrite": {"uri": "/v1/chat/completions"}},
-    {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"@B@": 1}, "pass_host": "node"},
-     "rewrite": {"uri": "/v2/chat/completions"}}]}}}]}
-EOF
-valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" --dump-instr=no \
-    "$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers 1 --grace 1s \
-    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-    --data-dir "$WORK/split-data" --log-level warn >"$WORK/split.log" 2>&1 &
-VG=$!
-PIDS+=("$VG")
-wait_for "$WORK/split.log" "config source:"
-ADDR=$(sed -n 's/.*proxy listening on //p' "$WORK/split.log" | head -1)
-METRICS=$(sed -n 's/.*metrics listening on //p' "$WORK/split.log" | head -1)
-
-cat >"$WORK/post.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}'
-wrk.headers["Content-Type"] = "application/json"
-EOF
+start_arms
+write_guide_route
+start_split valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" --dump-instr=no
+write_post_lua
 served() { # requests counted by the proxy so far
-    curl -s "http://$METRICS/metrics" | awk '/^split_arm_requests_total/ {n += $2} END {print n + 0}'
+    curl -s "http://$SPLIT_METRICS/metrics" | awk '/^split_arm_requests_total/ {n += $2} END {print n + 0}'
 }
 say "warm-up"
-wrk -t1 -c"$CONNS" -d3s -s "$WORK/post.lua" "http://$ADDR/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d3s -s "$WORK/post.lua" "http://$SPLIT_ADDR/chat/completions" >/dev/null
 before=$(served)
-callgrind_control -z "$VG" >/dev/null
+callgrind_control -z "$SPLIT_PID" >/dev/null
 say "measured run ($DURATION, $CONNS connections)"
-wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/post.lua" "http://$ADDR/chat/completions" >"$WORK/wrk.txt"
-callgrind_control -d "$VG" >/dev/null
+wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/post.lua" "http://$SPLIT_ADDR/chat/completions" >"$WORK/wrk.txt"
+callgrind_control -d "$SPLIT_PID" >/dev/null
 after=$(served)
 n=$((after - before))
 ((n > 0)) || die "no request served: $(cat "$WORK/wrk.txt")"

@@ -22,12 +22,7 @@ install_missing wrk:wrk redis-server:redis-server
 build_binaries
 make_workdir split-redis-bench
 
-"$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 --threads 1 \
-    >"$WORK/backend.out" 2>&1 &
-PIDS+=("$!")
-wait_for "$WORK/backend.out" "listening on" 2
-ARM_A=$(grep "listening on" "$WORK/backend.out" | sed -n 1p | awk '{print $3}')
-ARM_B=$(grep "listening on" "$WORK/backend.out" | sed -n 2p | awk '{print $3}')
+start_arms
 REDIS_PORT=$("$BENCH_BACKEND" ports 1 | xargs)
 
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$WORK" \
@@ -61,10 +56,8 @@ PIDS+=("$!")
 wait_for "$WORK/split.log" "proxy listening on"
 SPLIT_ADDR=$(grep -o 'proxy listening on [0-9.:]*' "$WORK/split.log" | awk '{print $4}')
 
-cat >"$WORK/post.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}'
-wrk.headers["Content-Type"] = "application/json"
+write_post_lua
+cat >>"$WORK/post.lua" <<'EOF'
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %.0f %.3f %.3f %d\n",
     summary.requests / (summary.duration / 1e6),

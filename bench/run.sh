@@ -67,13 +67,8 @@ interruptible() {
 }
 
 # --- backend (arm A and arm B) -----------------------------------------------------------
-$(pin "${PIN_BACKEND:-}") "$BENCH_BACKEND" serve --listen 127.0.0.1:0 --listen 127.0.0.1:0 \
-    --threads "$BACKEND_THREADS" >"$WORK/backend.out" 2>&1 &
-BACKEND_PID=$!
-PIDS+=("$BACKEND_PID")
-wait_for "$WORK/backend.out" "listening on" 2
-ARM_A=$(grep "listening on" "$WORK/backend.out" | sed -n 1p | awk '{print $3}')
-ARM_B=$(grep "listening on" "$WORK/backend.out" | sed -n 2p | awk '{print $3}')
+# shellcheck disable=SC2046 # pin prints a command prefix (or nothing) to split into words
+start_arms $(pin "${PIN_BACKEND:-}")
 read -r NGINX_PORT HAPROXY_PORT <<<"$("$BENCH_BACKEND" ports 2 | xargs)"
 
 # --- nginx -------------------------------------------------------------------------------
@@ -145,41 +140,9 @@ HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
 
 # --- split-proxy (the guide's 50/50 route, arms on A and B with path rewrites) -----------
-cat >"$WORK/apisix.json" <<EOF
-{
-  "routes": [
-    {
-      "id": "aimlapi-split",
-      "uri": "/chat/completions",
-      "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}, "pass_host": "node"},
-      "plugins": {
-        "traffic-split": {
-          "rules": [
-            {
-              "weight": 50,
-              "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}, "pass_host": "node"},
-              "rewrite": {"uri": "/v1/chat/completions"}
-            },
-            {
-              "weight": 50,
-              "upstream": {"type": "roundrobin", "nodes": {"$ARM_B": 1}, "pass_host": "node"},
-              "rewrite": {"uri": "/v2/chat/completions"}
-            }
-          ]
-        }
-      }
-    }
-  ]
-}
-EOF
-$(pin "${PIN_PROXY:-}") "$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers 1 --grace 1s \
-    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-    --data-dir "$WORK/split-data" --log-level warn >"$WORK/split.log" 2>&1 &
-SPLIT_PID=$!
-PIDS+=("$SPLIT_PID")
-wait_for "$WORK/split.log" "config source:"
-SPLIT_ADDR=$(sed -n 's/.*proxy listening on //p' "$WORK/split.log" | head -1)
-[ -n "$SPLIT_ADDR" ] || die "split-proxy did not print its proxy address: $(cat "$WORK/split.log")"
+write_guide_route
+# shellcheck disable=SC2046 # as above
+start_split $(pin "${PIN_PROXY:-}")
 
 TARGETS=(direct nginx haproxy split-proxy)
 declare -A ADDR=([direct]="$ARM_A" [nginx]="127.0.0.1:$NGINX_PORT"
@@ -221,10 +184,8 @@ rss_kb() {
 TICKS=$(getconf CLK_TCK)
 
 # --- throughput and latency --------------------------------------------------------------
-cat >"$WORK/post.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}'
-wrk.headers["Content-Type"] = "application/json"
+write_post_lua
+cat >>"$WORK/post.lua" <<'EOF'
 function done(summary, latency, requests)
     local e = summary.errors
     io.write(string.format(
@@ -312,8 +273,7 @@ for t in "${TARGETS[@]}"; do
     echo "| $name | $(cell "${RPS[$t]}" "${RPS[nginx]}" 0) | $(cell "${P50[$t]}" "${P50[nginx]}" 3 1000) | $(cell "${P99[$t]}" "${P99[nginx]}" 3 1000) | $(cell "${P999[$t]}" "${P999[nginx]}" 3 1000) | $(cell "${CPU[$t]}" "${CPU[nginx]}" 1) | $(cell "${RSS[$t]}" "${RSS[nginx]}" 1 1024) | $sse | $(cell "${IDLE[$t]:-}" "${IDLE[nginx]}" 1) |"
 done
 echo
-metrics=$(sed -n 's/.*metrics listening on //p' "$WORK/split.log" | head -1)
-arms=$(curl -s "http://$metrics/metrics" | grep '^split_arm_requests_total' | sort | awk '{printf "%s%s", sep, $0; sep="; "}' || true)
+arms=$(curl -s "http://$SPLIT_METRICS/metrics" | grep '^split_arm_requests_total' | sort | awk '{printf "%s%s", sep, $0; sep="; "}' || true)
 echo "split-proxy per-arm counters after the run: ${arms:-unavailable}"
 echo "Ratios in parentheses are vs nginx (req/s: higher is better; all other columns: lower is better)."
 for w in "${WARN[@]}"; do echo "WARNING: $w"; done
