@@ -3,10 +3,10 @@
 //! [`MAX_HEADERS`] fields), with the body framing it announces.
 
 use bytes::{Buf, BytesMut};
-
-use crate::h1::spans::{self, Split};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
+
+use crate::h1::spans::{self, Split};
 
 /// Largest response head accepted (status line and headers).
 pub const MAX_HEAD: usize = 64 * 1024;
