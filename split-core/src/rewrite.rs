@@ -27,15 +27,13 @@
 //!   keep their order. Numbers beyond `f64`/`u64` precision are re-serialised by
 //!   serde_json and may change textually.
 
-use std::borrow::Cow;
-
 use crate::secret::{Lookup, SecretError, SecretValue};
 
 /// A validated rewrite (per traffic-split arm, or the route's `proxy-rewrite`).
 #[derive(Debug, Clone)]
 pub struct Rewrite {
     /// Replacement path (may contain a `?query`, which then replaces the client's query).
-    pub uri: Option<String>,
+    pub uri: Option<UriTarget>,
     /// Regex rewrite applied to the path when `uri` is not set.
     pub regex_uri: Option<RegexUri>,
     /// Host to send upstream (overrides `pass_host`).
@@ -44,6 +42,60 @@ pub struct Rewrite {
     pub headers: HeaderEdits,
     /// Top-level JSON body fields to set (`{"model": "gpt-4o-mini"}`); `null` removes a field.
     pub body: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A `uri` rewrite target as configured, with its path and query made URI-safe once,
+/// when the config is read, rather than on every request it rewrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriTarget {
+    /// As configured.
+    raw: String,
+    /// The path (before any `?`), URI-safe.
+    path: String,
+    /// The query after `?`, URI-safe (`Some("")` for a bare `?`).
+    query: Option<String>,
+}
+
+impl UriTarget {
+    /// The target `raw` (a path, optionally with `?query`).
+    pub fn new(raw: impl Into<String>) -> UriTarget {
+        let raw = raw.into();
+        let (path, query) = match raw.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (raw.as_str(), None),
+        };
+        let mut safe_path = String::with_capacity(path.len());
+        safe_encode_into(path, &mut safe_path);
+        let query = query.map(|q| {
+            let mut safe = String::with_capacity(q.len());
+            safe_encode_into(q, &mut safe);
+            safe
+        });
+        UriTarget {
+            path: safe_path,
+            query,
+            raw,
+        }
+    }
+
+    /// The target as configured.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl std::ops::Deref for UriTarget {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl From<&str> for UriTarget {
+    fn from(raw: &str) -> UriTarget {
+        UriTarget::new(raw)
+    }
 }
 
 /// `regex_uri: [regex, template]` with `$1`-style captures.
@@ -103,45 +155,29 @@ impl Rewrite {
     /// The upstream path-and-query for a client `path` and `query`
     /// (`None` = unchanged). Result always starts with `/`.
     pub fn apply_uri(&self, path: &str, query: Option<&str>) -> Option<String> {
-        let target: Cow<'_, str> = if let Some(uri) = &self.uri {
-            Cow::Borrowed(uri.as_str())
-        } else if let Some(re) = &self.regex_uri {
-            let caps = re.regex.captures(path)?;
-            // `captures` matched, so group 0 exists.
-            let whole = caps.get(0)?;
-            let mut out = String::with_capacity(path.len() + re.template.len());
-            out.push_str(&path[..whole.start()]);
-            expand_template(&re.template, &caps, &re.regex, &mut out);
-            out.push_str(&path[whole.end()..]);
-            Cow::Owned(out)
-        } else {
-            return None;
-        };
+        if let Some(target) = &self.uri {
+            return joined(&target.path, target.query.as_deref(), query);
+        }
+        let re = self.regex_uri.as_ref()?;
+        let caps = re.regex.captures(path)?;
+        // `captures` matched, so group 0 exists.
+        let whole = caps.get(0)?;
+        let mut target = String::with_capacity(path.len() + re.template.len());
+        target.push_str(&path[..whole.start()]);
+        expand_template(&re.template, &caps, &re.regex, &mut target);
+        target.push_str(&path[whole.end()..]);
         let (new_path, own_query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
-            None => (target.as_ref(), None),
+            None => (target.as_str(), None),
         };
-        if !new_path.starts_with('/') {
-            return None;
-        }
-        let mut out = String::with_capacity(new_path.len() + query.map_or(0, |q| q.len() + 1) + 1);
-        safe_encode_into(new_path, &mut out);
-        match (own_query, query) {
-            // The rewrite's query replaces the client's; it comes from config, so it is
-            // made URI-safe like the path.
-            (Some(q), _) if !q.is_empty() => {
-                out.push('?');
-                safe_encode_into(q, &mut out);
-            }
-            (Some(_), _) => {}
-            // The client's query is forwarded raw, exactly as received.
-            (None, Some(q)) if !q.is_empty() => {
-                out.push('?');
-                out.push_str(q);
-            }
-            (None, _) => {}
-        }
-        Some(out)
+        let mut safe_path = String::with_capacity(new_path.len() + 1);
+        safe_encode_into(new_path, &mut safe_path);
+        let own_query = own_query.map(|q| {
+            let mut safe = String::with_capacity(q.len());
+            safe_encode_into(q, &mut safe);
+            safe
+        });
+        joined(&safe_path, own_query.as_deref(), query)
     }
 
     /// Applies the literal header edits in place: add, then set, then remove. Secret
@@ -322,6 +358,28 @@ fn expand_template(
         }
     }
     out.push_str(rest);
+}
+
+/// The upstream target from a URI-safe `path` and query `own` (both from a rewrite) and
+/// the client's raw `query`; `None` when `path` does not start with `/`.
+fn joined(path: &str, own: Option<&str>, query: Option<&str>) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let query = match (own, query) {
+        // The rewrite's query replaces the client's.
+        (Some(q), _) => q,
+        // The client's query is forwarded raw, exactly as received.
+        (None, Some(q)) => q,
+        (None, None) => "",
+    };
+    let mut out = String::with_capacity(path.len() + query.len() + 1);
+    out.push_str(path);
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(query);
+    }
+    Some(out)
 }
 
 /// Appends `s` with every byte that may not appear raw in a URI path or query

@@ -132,6 +132,35 @@ proptest! {
         let want = format!("/out/{}", encoded_byte_by_byte(&tail));
         prop_assert_eq!(got.as_deref(), Some(want.as_str()));
     }
+
+    /// A static `uri` is encoded when the config is read; the answer is the one a
+    /// `regex_uri` producing the same target gives, for any path and client query.
+    #[test]
+    fn a_static_uri_rewrites_like_a_regex_to_the_same_target(
+        // What config validation lets through: no whitespace, controls or `#`.
+        tail in "[^?\\s\\p{Cc}#$]{0,20}",
+        own in proptest::option::of("[^\\s\\p{Cc}#$]{0,12}"),
+        client in proptest::option::of("[a-z=&%0-9 ]{0,12}"),
+    ) {
+        let target = match &own {
+            Some(q) => format!("/out/{tail}?{q}"),
+            None => format!("/out/{tail}"),
+        };
+        let fixed = rw(json!({"uri": target}));
+        let regex = rw(json!({"regex_uri": ["^.*$", target]}));
+        let got = fixed.apply_uri("/in", client.as_deref());
+        prop_assert_eq!(&got, &regex.apply_uri("/in", client.as_deref()));
+        let mut want = format!("/out/{}", encoded_byte_by_byte(&tail));
+        match (&own, &client) {
+            (Some(q), _) if !q.is_empty() => want = format!("{want}?{}", encoded_byte_by_byte(q)),
+            (Some(_), _) => {}
+            (None, Some(c)) if !c.is_empty() => want = format!("{want}?{c}"),
+            (None, _) => {}
+        }
+        prop_assert_eq!(got.as_deref(), Some(want.as_str()));
+        // The configured text is kept as written (admin reads, logs).
+        prop_assert_eq!(fixed.uri.as_deref(), Some(target.as_str()));
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::fields;
-use crate::rewrite::{HeaderEdits, RegexUri, Rewrite, SecretEdit};
+use crate::rewrite::{HeaderEdits, RegexUri, Rewrite, SecretEdit, UriTarget};
 use crate::secret::SecretValue;
 use crate::ConfigError;
 
@@ -162,7 +162,7 @@ fn build(
         Some(h) => parse_headers(h).map_err(|e| e.within("headers"))?,
     };
     Ok(Rewrite {
-        uri,
+        uri: uri.map(UriTarget::new),
         regex_uri,
         host,
         headers,

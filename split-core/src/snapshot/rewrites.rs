@@ -63,7 +63,7 @@ mod tests {
 
     fn rewrite(uri: &str) -> Rewrite {
         Rewrite {
-            uri: Some(uri.to_owned()),
+            uri: Some(uri.into()),
             regex_uri: None,
             host: None,
             headers: HeaderEdits::default(),
@@ -72,7 +72,9 @@ mod tests {
     }
 
     fn uris(r: &Rewrites<'_>) -> Vec<String> {
-        r.iter().filter_map(|w| w.uri.clone()).collect()
+        r.iter()
+            .filter_map(|w| w.uri.as_deref().map(str::to_owned))
+            .collect()
     }
 
     #[test]
@@ -85,7 +87,7 @@ mod tests {
         let both = Rewrites::new(Some(&a), Some(&b));
         let mut seen = Vec::new();
         for w in &both {
-            seen.extend(w.uri.clone());
+            seen.extend(w.uri.as_deref().map(str::to_owned));
         }
         assert_eq!(seen, ["/a", "/b"]);
         assert_eq!(both[1].uri.as_deref(), Some("/b"));
