@@ -41,38 +41,64 @@ pub struct Plan {
 /// Decides the framing of a response and edits `headers` to match (framing headers,
 /// `Connection`, `Date`).
 pub fn plan(status: StatusCode, headers: &mut HeaderMap, hint: &SizeHint, cx: Context<'_>) -> Plan {
-    let mut close = !cx.keep_alive
-        || headers
-            .get_all(CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
-    let declared = headers
-        .get(CONTENT_LENGTH)
+    // One pass over the fields finds what the framing depends on: a lookup per name
+    // costs a hash and a probe each, and most of them miss.
+    let mut close_token = false;
+    let mut connection = false;
+    let mut length = None;
+    let mut transfer_encoding = false;
+    let mut date = false;
+    for (name, value) in headers.iter() {
+        if name == CONNECTION {
+            connection = true;
+            close_token |= value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        } else if name == CONTENT_LENGTH {
+            // The first value decides, as a lookup would find it.
+            length.get_or_insert(value);
+        } else if name == TRANSFER_ENCODING {
+            transfer_encoding = true;
+        } else if name == DATE {
+            date = true;
+        }
+    }
+    let has_length = length.is_some();
+    let declared = length
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut close = !cx.keep_alive || close_token;
     let body = if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
-        if status != StatusCode::NOT_MODIFIED {
+        if status != StatusCode::NOT_MODIFIED && has_length {
             headers.remove(CONTENT_LENGTH);
         }
-        headers.remove(TRANSFER_ENCODING);
+        if transfer_encoding {
+            headers.remove(TRANSFER_ENCODING);
+        }
         BodyPlan::None
     } else if cx.method == Method::HEAD {
-        if declared.is_none() && !headers.contains_key(TRANSFER_ENCODING) {
+        if declared.is_none() && !transfer_encoding {
             if let Some(n) = hint.exact().filter(|&n| n > 0) {
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
             }
         }
         BodyPlan::None
     } else if let Some(n) = declared {
-        headers.remove(TRANSFER_ENCODING);
+        if transfer_encoding {
+            headers.remove(TRANSFER_ENCODING);
+        }
         BodyPlan::Length(n)
     } else {
-        headers.remove(TRANSFER_ENCODING);
-        headers.remove(CONTENT_LENGTH);
+        if transfer_encoding {
+            headers.remove(TRANSFER_ENCODING);
+        }
+        if has_length {
+            headers.remove(CONTENT_LENGTH);
+        }
         if let Some(n) = hint.exact() {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
             BodyPlan::Length(n)
@@ -88,10 +114,10 @@ pub fn plan(status: StatusCode, headers: &mut HeaderMap, hint: &SizeHint, cx: Co
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     } else if cx.version == Version::HTTP_10 {
         headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
-    } else {
+    } else if connection {
         headers.remove(CONNECTION);
     }
-    if !headers.contains_key(DATE) {
+    if !date {
         headers.insert(DATE, super::date::now());
     }
     Plan { body, close }

@@ -190,3 +190,103 @@ fn heads_are_title_case_with_the_reason() {
     let out = encode(StatusCode::from_u16(599).unwrap(), None, &HeaderMap::new());
     assert_eq!(out, b"HTTP/1.1 599 \r\n\r\n");
 }
+
+/// [`plan`] as it was written with one lookup per name: the reference the one-pass
+/// version must agree with.
+fn plan_by_lookups(
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    hint: &SizeHint,
+    cx: Context<'_>,
+) -> Plan {
+    let mut close = !cx.keep_alive
+        || headers
+            .get_all(CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        if status != StatusCode::NOT_MODIFIED {
+            headers.remove(CONTENT_LENGTH);
+        }
+        headers.remove(TRANSFER_ENCODING);
+        BodyPlan::None
+    } else if cx.method == Method::HEAD {
+        if declared.is_none() && !headers.contains_key(TRANSFER_ENCODING) {
+            if let Some(n) = hint.exact().filter(|&n| n > 0) {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+            }
+        }
+        BodyPlan::None
+    } else if let Some(n) = declared {
+        headers.remove(TRANSFER_ENCODING);
+        BodyPlan::Length(n)
+    } else {
+        headers.remove(TRANSFER_ENCODING);
+        headers.remove(CONTENT_LENGTH);
+        if let Some(n) = hint.exact() {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+            BodyPlan::Length(n)
+        } else if cx.version == Version::HTTP_11 {
+            headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            BodyPlan::Chunked
+        } else {
+            close = true;
+            BodyPlan::UntilClose
+        }
+    };
+    if close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    } else if cx.version == Version::HTTP_10 {
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+    } else {
+        headers.remove(CONNECTION);
+    }
+    if !headers.contains_key(DATE) {
+        headers.insert(DATE, HeaderValue::from_static("fixed"));
+    }
+    Plan { body, close }
+}
+
+proptest::proptest! {
+    /// Same plan and same edited head as the lookups, for heads that carry framing
+    /// fields in any number and order.
+    #[test]
+    fn one_pass_plans_like_the_lookups(
+        fields in proptest::collection::vec((0usize..6, 0usize..5), 0..7),
+        status in proptest::sample::select(vec![100u16, 200, 204, 304, 404, 502]),
+        head in proptest::bool::ANY,
+        http10 in proptest::bool::ANY,
+        keep_alive in proptest::bool::ANY,
+        hint in proptest::option::of(0u64..3),
+    ) {
+        let names = ["connection", "content-length", "transfer-encoding", "date", "x-other", "content-type"];
+        let values = ["close", "keep-alive, Close", "12", " 7 ", "chunked"];
+        let mut headers = HeaderMap::new();
+        for (n, v) in fields {
+            headers.append(names[n], HeaderValue::from_static(values[v]));
+        }
+        // A `Date` from the upstream is kept; make the added one comparable.
+        let mut reference = headers.clone();
+        let method = if head { Method::HEAD } else { Method::GET };
+        let version = if http10 { Version::HTTP_10 } else { Version::HTTP_11 };
+        let hint = hint.map_or_else(SizeHint::new, SizeHint::with_exact);
+        let status = StatusCode::from_u16(status).unwrap();
+        let got = plan(status, &mut headers, &hint, cx(&method, version, keep_alive));
+        let want = plan_by_lookups(status, &mut reference, &hint, cx(&method, version, keep_alive));
+        proptest::prop_assert_eq!(got, want);
+        if reference.get(DATE).is_some_and(|d| d == "fixed") {
+            // Both added a Date: the reference's is fixed, ours is the clock's.
+            proptest::prop_assert!(headers.contains_key(DATE));
+            headers.insert(DATE, HeaderValue::from_static("fixed"));
+        }
+        proptest::prop_assert_eq!(headers, reference);
+    }
+}
