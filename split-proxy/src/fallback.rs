@@ -219,7 +219,7 @@ fn into_routed(failure: Failure, gw: &Gateway) -> Routed {
             let (parts, body) = response.into_parts();
             let sse = is_sse(&parts.headers);
             let watched = Watched::new(body, sse, served, Arc::clone(&gw.observer.metrics));
-            Routed::Proxied(Response::from_parts(parts, stream(watched)), read)
+            Routed::Proxied(Response::from_parts(parts, stream(watched)), read, None)
         }
     }
 }
@@ -321,6 +321,7 @@ async fn attempt(
         head,
         body,
         read: read_timeout,
+        ..
     } = answered;
     let status = head.status.as_u16();
     let served = Served {
@@ -352,6 +353,7 @@ async fn attempt(
     Tried::Committed(Routed::Proxied(
         Response::from_parts(head, stream(watched)),
         read_timeout,
+        None,
     ))
 }
 

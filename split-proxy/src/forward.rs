@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderValue, HOST};
@@ -60,6 +60,8 @@ pub struct Answer {
     pub node: usize,
     /// Time from the first attempt to the response head.
     pub latency: Duration,
+    /// When the response head arrived.
+    pub at: Instant,
 }
 
 /// Why forwarding failed.
@@ -136,12 +138,19 @@ pub async fn forward(
         };
         // A pooled connection may have been closed by the peer in the meantime; then the
         // request comes back unsent and is tried once more on a fresh connection.
-        for _ in 0..2 {
+        for turn in 0..2 {
             let Some(current_body) = body.take() else {
                 break;
             };
+            // The first lease is taken as forwarding starts: no need to read the clock
+            // again to judge how long its connection has been idle.
+            let now = if attempt == 0 && turn == 0 {
+                started
+            } else {
+                Instant::now()
+            };
             let lease = match pool
-                .lease(&key, &upstream.keepalive_pool, timeouts.connect)
+                .lease(&key, &upstream.keepalive_pool, timeouts.connect, now)
                 .await
             {
                 Ok(lease) => lease,
@@ -194,11 +203,13 @@ pub async fn forward(
             };
             match sent {
                 Sent::Answer(response) => {
+                    let at = Instant::now();
                     return Ok(Answer {
                         response,
                         peer,
                         node: index,
-                        latency: started.elapsed(),
+                        latency: at.saturating_duration_since(started),
+                        at,
                     });
                 }
                 Sent::Unsent(returned) => {

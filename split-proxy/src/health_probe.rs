@@ -3,6 +3,7 @@
 //! upstream pool's connector, so `--connect-to` and `--ca-file` apply to probes too.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{HeaderValue, HOST, USER_AGENT};
 use http::{Request, Uri, Version};
@@ -30,7 +31,10 @@ async fn probe_inner(pool: &Arc<Pool>, node: &Node, active: &ActiveCheck) -> Out
     };
     // Probes never go back to the pool: each one opens (or takes) a connection and drops it.
     let limits = KeepalivePool::default();
-    let lease = match pool.lease(&key, &limits, active.timeout).await {
+    let lease = match pool
+        .lease(&key, &limits, active.timeout, Instant::now())
+        .await
+    {
         Ok(lease) => lease,
         Err(ConnectError::Timeout(..)) => return Outcome::Timeout,
         Err(_) => return Outcome::TcpFailure,

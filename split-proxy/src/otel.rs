@@ -214,7 +214,7 @@ fn int(key: &str, value: u64) -> KeyValue {
 /// The OTLP span of a finished request.
 fn build_span(start: &SpanStart, r: &RequestRecord) -> Span {
     let start_ns = r
-        .time
+        .arrived_at()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let end_ns = start_ns.saturating_add(u64::try_from(r.request_time.as_nanos()).unwrap_or(0));

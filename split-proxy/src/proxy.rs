@@ -113,7 +113,7 @@ impl Drop for Abandoned {
 impl Routed {
     fn into_response(self) -> Response<ProxyBody> {
         match self {
-            Routed::Local(r) | Routed::Proxied(r, _) => r,
+            Routed::Local(r) | Routed::Proxied(r, ..) => r,
         }
     }
 }
@@ -125,13 +125,16 @@ fn finish(
     started: Instant,
     observer: &Observer,
 ) -> Response<ProxyBody> {
-    let (mut response, read_timeout) = match routed {
-        Routed::Local(r) => (r, None),
-        Routed::Proxied(r, t) => (r, Some(t)),
+    let (mut response, read_timeout, answered) = match routed {
+        Routed::Local(r) => (r, None, None),
+        Routed::Proxied(r, t, at) => (r, Some(t), at),
     };
     response.headers_mut().insert(SERVER, server_value());
     record.status = response.status().as_u16();
-    record.ttfb = Some(started.elapsed());
+    record.ttfb = Some(answered.map_or_else(
+        || started.elapsed(),
+        |at| at.saturating_duration_since(started),
+    ));
     let usage = record
         .upstream_status
         .and_then(|_| crate::llm_state::usage_scanner(response.headers()));
@@ -143,8 +146,10 @@ fn finish(
 pub(crate) enum Routed {
     /// Written by the gateway.
     Local(Response<ProxyBody>),
-    /// From the upstream; the body is read with this per-frame timeout.
-    Proxied(Response<ProxyBody>, std::time::Duration),
+    /// From the upstream; the body is read with this per-frame timeout. The instant is
+    /// when the head arrived, when nothing waited since (the direct path): the time to
+    /// first byte is then taken from it rather than from another clock read.
+    Proxied(Response<ProxyBody>, std::time::Duration, Option<Instant>),
 }
 
 async fn route_and_forward(
@@ -255,7 +260,7 @@ async fn route_and_forward(
     )
     .await;
     let response = match &mut routed {
-        Routed::Local(r) | Routed::Proxied(r, _) => r,
+        Routed::Local(r) | Routed::Proxied(r, ..) => r,
     };
     gw.plugins
         .after(route, &admitted, record.upstream_status, response);
@@ -335,6 +340,7 @@ async fn forward_decided(
         Ok(answered) => Routed::Proxied(
             Response::from_parts(answered.head, answered.body),
             answered.read,
+            Some(answered.at),
         ),
         Err(NotSent::Refused(response)) => Routed::Local(*response),
         Err(NotSent::Failed(e)) => Routed::Local(crate::send::failure_reply(e, route_id)),

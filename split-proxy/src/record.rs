@@ -9,8 +9,6 @@ use split_core::config::route::Route;
 /// The summary of one request.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
-    /// When the request arrived.
-    pub time: SystemTime,
     /// Client address (normalised).
     pub remote_addr: IpAddr,
     /// Method.
@@ -68,7 +66,6 @@ impl RequestRecord {
     /// A record for a request that just arrived.
     pub fn new(remote_addr: IpAddr, method: &http::Method, uri: &http::Uri) -> RequestRecord {
         RequestRecord {
-            time: SystemTime::now(),
             remote_addr,
             method: method.clone(),
             uri: uri
@@ -97,6 +94,15 @@ impl RequestRecord {
             route_metrics: None,
             trace: None,
         }
+    }
+
+    /// When the request arrived, by the wall clock, for a request that has just ended
+    /// (its `request_time` set): now less the request time. Only the access log and
+    /// spans read it, so it is worked out when they do, rather than read from the clock
+    /// for every request.
+    pub fn arrived_at(&self) -> SystemTime {
+        let now = SystemTime::now();
+        now.checked_sub(self.request_time).unwrap_or(now)
     }
 
     /// Matched route id.
@@ -128,7 +134,7 @@ impl RequestRecord {
     /// The access log line (one JSON object, the contract's fields, no newline).
     pub fn to_json_line(&self) -> String {
         let time = self
-            .time
+            .arrived_at()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let mut line = serde_json::json!({

@@ -16,7 +16,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
@@ -80,6 +80,8 @@ pub(crate) struct Answered {
     pub body: ProxyBody,
     /// Per-frame timeout for reading the body.
     pub read: Duration,
+    /// When the head arrived.
+    pub at: Instant,
 }
 
 /// Why a try has no upstream answer.
@@ -222,6 +224,7 @@ pub(crate) async fn send(
         head,
         body,
         read: timeouts.read,
+        at: answer.at,
     })
 }
 

@@ -154,6 +154,13 @@ async fn spans_carry_split_and_llm_attributes_and_traceparent_propagates() {
 
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let body = r#"{"model":"gpt-4","messages":[{"role":"user","content":"hi"}]}"#;
+    let wall_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    let sent_ns = wall_ns();
     let r = client
         .send(
             Method::POST,
@@ -166,6 +173,7 @@ async fn spans_carry_split_and_llm_attributes_and_traceparent_propagates() {
             body,
         )
         .await;
+    let received_ns = wall_ns();
     assert_eq!(r.status, 200);
     let (trace, span, flags) = upstream_traceparent(&mock, "/traced");
     assert_eq!(
@@ -187,6 +195,15 @@ async fn spans_carry_split_and_llm_attributes_and_traceparent_propagates() {
     assert_eq!(hex(&s.parent_span_id), "00f067aa0ba902b7");
     assert_eq!(s.name, "POST /traced");
     assert!(s.end_time_unix_nano >= s.start_time_unix_nano && s.start_time_unix_nano > 0);
+    // The span lies within the client's exchange (a millisecond of slack for the
+    // clocks' reads).
+    let slack = 1_000_000;
+    assert!(
+        s.start_time_unix_nano + slack >= sent_ns && s.end_time_unix_nano <= received_ns + slack,
+        "span {}..{}, client {sent_ns}..{received_ns}",
+        s.start_time_unix_nano,
+        s.end_time_unix_nano
+    );
     assert_eq!(attr(s, "apisix.route_id"), text("traced"));
     assert_eq!(attr(s, "split.rule"), Some(AnyValue::IntValue(0)));
     assert_eq!(attr(s, "split.arm"), text("main"));

@@ -334,6 +334,13 @@ fn client_disconnect_cancels_the_upstream_request() {
         &["--standalone", &file, "--access-log", log.to_str().unwrap()],
     );
     let mut client = std::net::TcpStream::connect(gw.proxy).unwrap();
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let sent_at = wall();
     client
         .write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -350,9 +357,57 @@ fn client_disconnect_cancels_the_upstream_request() {
     let logged = common::wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"status\":499"))
     });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged, "{text}");
+    // `time` is when the request arrived, not when it was logged half a second later.
+    let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let time = line["time"].as_f64().expect("time");
     assert!(
-        logged,
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        time >= sent_at - 0.01 && time < sent_at + 0.3,
+        "time {time}, sent at {sent_at}: {text}"
     );
+    assert!(line["request_time_ms"].as_f64().unwrap() >= 400.0, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_times_follow_the_upstream() {
+    let mock = Mock::http("m");
+    let node = mock.node();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_doc(
+        dir.path(),
+        json!({"routes": [{"id": "all", "uri": "/*", "upstream": {"nodes": {&node: 1}}}]}),
+    );
+    let log = dir.path().join("access.log");
+    let gw = start(
+        dir.path(),
+        &["--standalone", &file, "--access-log", log.to_str().unwrap()],
+    );
+    let client = Client::new();
+    // A head after 300 ms; then an event stream whose head comes at once and whose
+    // four events are 300 ms apart.
+    for path in ["/slow/300", "/sse"] {
+        let r = client.send(Method::GET, &gw.url(path), &[], "").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let complete = common::wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(complete, "{text}");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ms = |i: usize, field: &str| lines[i][field].as_f64().unwrap_or(-1.0);
+    // Slow head: the time to first byte covers the upstream's wait, and the request
+    // time covers the time to first byte.
+    assert!(ms(0, "ttfb_ms") >= 290.0, "{text}");
+    assert!(ms(0, "request_time_ms") >= ms(0, "ttfb_ms"), "{text}");
+    // Stream: the head went out long before the body ended.
+    assert!(
+        ms(1, "ttfb_ms") >= 0.0 && ms(1, "ttfb_ms") < 250.0,
+        "{text}"
+    );
+    assert!(ms(1, "request_time_ms") >= 850.0, "{text}");
 }

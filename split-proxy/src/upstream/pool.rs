@@ -81,15 +81,17 @@ impl Pool {
         })
     }
 
-    /// Leases a connection to `key`: a pooled one if any is alive, else a new one opened
-    /// (TCP + TLS + HTTP handshake) within `connect_timeout`.
+    /// Leases a connection to `key`: a pooled one if any is alive and idle for less than
+    /// the `idle_timeout` at `now`, else a new one opened (TCP + TLS + HTTP handshake)
+    /// within `connect_timeout`.
     pub async fn lease(
         &self,
         key: &PoolKey,
         limits: &KeepalivePool,
         connect_timeout: Duration,
+        now: Instant,
     ) -> Result<Lease, ConnectError> {
-        if let Some(lease) = self.take_idle(key, limits) {
+        if let Some(lease) = self.take_idle(key, limits, now) {
             return Ok(lease);
         }
         let name = format!("{}:{}", key.host, key.port);
@@ -136,27 +138,27 @@ impl Pool {
         })
     }
 
-    fn take_idle(&self, key: &PoolKey, limits: &KeepalivePool) -> Option<Lease> {
-        {
-            let mut idle = self.lock();
-            if let Some((sender, peer)) = idle.h2.get(key) {
-                if !sender.is_closed() && sender.is_ready() {
-                    return Some(Lease {
-                        sender: Sender::H2(sender.clone()),
-                        peer: *peer,
-                        reused: true,
-                    });
-                }
-                idle.h2.remove(key);
-            }
-        }
+    fn take_idle(&self, key: &PoolKey, limits: &KeepalivePool, now: Instant) -> Option<Lease> {
         // Bounded: each turn removes one connection from the list.
         loop {
+            // One lock for both maps: most nodes have no h2 entry, and every request
+            // comes here.
             let entry = {
                 let mut idle = self.lock();
+                if let Some((sender, peer)) = idle.h2.get(key) {
+                    if !sender.is_closed() && sender.is_ready() {
+                        return Some(Lease {
+                            sender: Sender::H2(sender.clone()),
+                            peer: *peer,
+                            reused: true,
+                        });
+                    }
+                    idle.h2.remove(key);
+                }
                 let list = idle.h1.get_mut(key)?;
                 let entry = list.pop_back()?;
-                if entry.since.elapsed() >= limits.idle_timeout {
+                // Given back after `now` (by another request) counts as not idle.
+                if now.saturating_duration_since(entry.since) >= limits.idle_timeout {
                     // The newest is stale, so are the older ones.
                     list.clear();
                     return None;
@@ -196,5 +198,82 @@ impl Pool {
     // still consistent (each operation is a single insert/remove), so keep using it.
     fn lock(&self) -> MutexGuard<'_, Idle> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool, a key for a loopback listener, and the listener's accepted sockets (kept
+    /// open, so pooled connections stay alive).
+    async fn pool_and_node() -> (Arc<Pool>, PoolKey, tokio::sync::mpsc::Receiver<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (accepted, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+                if accepted.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let tls = super::super::tls::client_config(None).unwrap();
+        let pool = Pool::new(Connector::new(vec![], tls));
+        let key = PoolKey {
+            host: "127.0.0.1".into(),
+            port,
+            tls: false,
+        };
+        (pool, key, rx)
+    }
+
+    fn h1(lease: Lease) -> H1Conn {
+        match lease.sender {
+            Sender::H1(conn) => conn,
+            Sender::H2(_) => panic!("a plain listener speaks HTTP/1.1"),
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire_by_the_time_the_lease_is_asked_at() {
+        let (pool, key, mut accepted) = pool_and_node().await;
+        let limits = KeepalivePool {
+            idle_timeout: Duration::from_secs(60),
+            ..KeepalivePool::default()
+        };
+        let connect = Duration::from_secs(5);
+        let lease = pool
+            .lease(&key, &limits, connect, Instant::now())
+            .await
+            .unwrap();
+        assert!(!lease.reused);
+        accepted.recv().await.unwrap();
+        pool.give_back(key.clone(), h1(lease), limits);
+
+        // Asked at a time within the idle timeout: the pooled connection.
+        let lease = pool
+            .lease(&key, &limits, connect, Instant::now())
+            .await
+            .unwrap();
+        assert!(lease.reused);
+        pool.give_back(key.clone(), h1(lease), limits);
+
+        // Asked at a time before it was given back (another request's start): not idle.
+        let earlier = Instant::now() - Duration::from_secs(1);
+        let lease = pool.lease(&key, &limits, connect, earlier).await.unwrap();
+        assert!(lease.reused);
+        pool.give_back(key.clone(), h1(lease), limits);
+
+        // Asked at a time past the idle timeout: stale, so a new connection is opened.
+        let later = Instant::now() + Duration::from_secs(61);
+        let lease = pool.lease(&key, &limits, connect, later).await.unwrap();
+        assert!(!lease.reused);
+        tokio::time::timeout(Duration::from_secs(5), accepted.recv())
+            .await
+            .expect("a second connection")
+            .unwrap();
     }
 }
