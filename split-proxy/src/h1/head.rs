@@ -125,7 +125,7 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     for [name, value] in fields_at.iter().take(count).copied() {
         let name = head
             .raw(name)
-            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .and_then(spans::header_name)
             .ok_or(HeadError::Malformed)?;
         let value = head
             .shared(value)

@@ -8,6 +8,7 @@
 //! and methods as plain slices (no reference count at all).
 
 use bytes::Bytes;
+use http::header::{self, HeaderName};
 
 /// Where a part is in its head: start and length (heads are at most a few hundred KiB).
 pub type Span = [u32; 2];
@@ -28,6 +29,71 @@ pub fn note_fields(head: &[u8], fields: &[httparse::Header<'_>], out: &mut [[Spa
         *slot = [span(head, field.name.as_bytes()), span(head, field.value)];
     }
     fields.len().min(out.len())
+}
+
+/// The header name `raw` (token characters, as `httparse` accepts them, in any case);
+/// `None` when it is not a valid name. Names most heads carry are matched first, by
+/// length and then a word at a time: `HeaderName::from_bytes` lower-cases every name into
+/// a scratch buffer and then looks it up among all the standard names, about 150
+/// instructions a name.
+pub fn header_name(raw: &[u8]) -> Option<HeaderName> {
+    // Statics, not a slice literal in the match: a `HeaderName` has drop glue, so a
+    // literal would be built and dropped on every call.
+    static LEN_4: [(&[u8], HeaderName); 2] = [(b"host", header::HOST), (b"date", header::DATE)];
+    static LEN_6: [(&[u8], HeaderName); 2] =
+        [(b"server", header::SERVER), (b"accept", header::ACCEPT)];
+    static LEN_10: [(&[u8], HeaderName); 2] = [
+        (b"connection", header::CONNECTION),
+        (b"user-agent", header::USER_AGENT),
+    ];
+    static LEN_12: [(&[u8], HeaderName); 1] = [(b"content-type", header::CONTENT_TYPE)];
+    static LEN_13: [(&[u8], HeaderName); 2] = [
+        (b"authorization", header::AUTHORIZATION),
+        (b"cache-control", header::CACHE_CONTROL),
+    ];
+    static LEN_14: [(&[u8], HeaderName); 1] = [(b"content-length", header::CONTENT_LENGTH)];
+    static LEN_15: [(&[u8], HeaderName); 1] = [(b"accept-encoding", header::ACCEPT_ENCODING)];
+    static LEN_17: [(&[u8], HeaderName); 1] = [(b"transfer-encoding", header::TRANSFER_ENCODING)];
+    let candidates: &[(&[u8], HeaderName)] = match raw.len() {
+        4 => &LEN_4,
+        6 => &LEN_6,
+        10 => &LEN_10,
+        12 => &LEN_12,
+        13 => &LEN_13,
+        14 => &LEN_14,
+        15 => &LEN_15,
+        17 => &LEN_17,
+        _ => &[],
+    };
+    for (lower, name) in candidates {
+        if is_lowercase_of(raw, lower) {
+            return Some(name.clone());
+        }
+    }
+    HeaderName::from_bytes(raw).ok()
+}
+
+/// True when token characters `raw` are `lower` (lower-case letters and `-`, same length)
+/// in any case. Setting bit 0x20 lower-cases a letter and keeps `-`; among token
+/// characters only the upper-case letters change, so no other byte can match.
+fn is_lowercase_of(raw: &[u8], lower: &[u8]) -> bool {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let mut raw_words = raw.chunks_exact(8);
+    let mut lower_words = lower.chunks_exact(8);
+    for (r, l) in (&mut raw_words).zip(&mut lower_words) {
+        let (Ok(r), Ok(l)) = (<[u8; 8]>::try_from(r), <[u8; 8]>::try_from(l)) else {
+            return false;
+        };
+        if u64::from_ne_bytes(r) | CASE != u64::from_ne_bytes(l) {
+            return false;
+        }
+    }
+    let (raw_tail, lower_tail) = (raw_words.remainder(), lower_words.remainder());
+    raw_tail.len() == lower_tail.len()
+        && raw_tail
+            .iter()
+            .zip(lower_tail)
+            .all(|(&r, &l)| r | 0x20 == l)
 }
 
 /// A head split off its buffer, read through spans noted before the split. `None` when a
@@ -55,6 +121,75 @@ impl Split {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every name the fast path knows, in lower, upper and title case.
+    #[test]
+    fn common_names_are_the_names_from_bytes_makes() {
+        let common = [
+            "host",
+            "date",
+            "server",
+            "accept",
+            "connection",
+            "user-agent",
+            "content-type",
+            "authorization",
+            "cache-control",
+            "content-length",
+            "accept-encoding",
+            "transfer-encoding",
+        ];
+        for text in common {
+            let name = HeaderName::from_bytes(text.as_bytes()).unwrap();
+            let title: String = text
+                .split('-')
+                .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+                .collect::<Vec<_>>()
+                .join("-");
+            for variant in [text.to_owned(), text.to_ascii_uppercase(), title] {
+                assert_eq!(
+                    header_name(variant.as_bytes()),
+                    Some(name.clone()),
+                    "{variant}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Any token characters: the same answer as `HeaderName::from_bytes`. Drawn from
+        /// the letters of the common names, both cases, and the token characters whose
+        /// bit 0x20 is clear (`@`-free: not a token character), so near misses abound.
+        #[test]
+        fn header_name_agrees_with_from_bytes(
+            raw in proptest::collection::vec(
+                proptest::sample::select(b"hostdaecnpy-lgHOSTDAECNPY!#$%&'*+.^_`|~019".to_vec()),
+                0..20,
+            ),
+            pick in 0usize..12,
+            at in 0usize..17,
+            with in proptest::sample::select(b"hostdaecnpy-lgHOSTDAECNPY!#$%&'*+.^_`|~019".to_vec()),
+        ) {
+            proptest::prop_assert_eq!(header_name(&raw), HeaderName::from_bytes(&raw).ok());
+            // And a common name with some letters' case flipped.
+            let common: [&[u8]; 12] = [
+                b"host", b"date", b"server", b"accept", b"connection", b"user-agent",
+                b"content-type", b"authorization", b"cache-control", b"content-length",
+                b"accept-encoding", b"transfer-encoding",
+            ];
+            let flipped: Vec<u8> = common[pick]
+                .iter()
+                .zip(raw.iter().cycle())
+                .map(|(&b, &r)| if r % 2 == 0 { b.to_ascii_uppercase() } else { b })
+                .collect();
+            proptest::prop_assert_eq!(header_name(&flipped), HeaderName::from_bytes(&flipped).ok());
+            // And a near miss: one byte of a common name replaced.
+            let mut near = common[pick].to_vec();
+            let i = at % near.len();
+            near[i] = with;
+            proptest::prop_assert_eq!(header_name(&near), HeaderName::from_bytes(&near).ok());
+        }
+    }
 
     #[test]
     fn spans_noted_before_the_split_read_the_same_bytes_after_it() {

@@ -3,7 +3,7 @@
 //! [`MAX_HEADERS`] fields), with the body framing it announces.
 
 use bytes::{Buf, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
 
 use crate::h1::spans::{self, Split};
@@ -214,7 +214,7 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
     let (mut connection, mut transfer_encoding) = (false, false);
     for [name_at, value_at] in fields_at.iter().take(count).copied() {
         let raw_name = head.raw(name_at).unwrap_or_default();
-        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+        let name = crate::h1::spans::header_name(raw_name).ok_or_else(|| {
             HeadError::Invalid(format!(
                 "header name '{}'",
                 String::from_utf8_lossy(raw_name)
