@@ -15,6 +15,7 @@ use split_core::config::upstream::{KeepalivePool, Node, Scheme, Timeout, Upstrea
 use split_core::snapshot::CompiledUpstream;
 
 use crate::body::{stream, ProxyBody};
+use crate::headers::Forwarded;
 use crate::upload::{Progress, ProgressBody};
 use crate::upstream::connect::ConnectError;
 use crate::upstream::h1::{Exchange, H1Conn};
@@ -39,6 +40,8 @@ pub struct Outgoing<'a> {
     pub path_and_query: &'a str,
     /// Headers (hop-by-hop removed, forwarded headers added, rewrites applied), no Host.
     pub headers: HeaderMap,
+    /// The forwarded headers when they are not in `headers`: written with the head.
+    pub forwarded: Option<Forwarded>,
     /// Host set by a rewrite; wins over `pass_host`.
     pub host_override: Option<String>,
     /// The client's Host header as received (for `pass_host: pass`).
@@ -176,6 +179,7 @@ pub async fn forward(
                         method: &out.method,
                         path: out.path_and_query,
                         headers: &out.headers,
+                        forwarded: out.forwarded.as_ref(),
                         in_memory: out.in_memory,
                     };
                     match send_h1(target, conn, current_body, &timeouts, &upload).await {
@@ -189,6 +193,11 @@ pub async fn forward(
                     }
                 }
                 Sender::H2(sender) => {
+                    // h2 heads are built from the map (and an unsent one gives it back
+                    // for the next attempt): the forwarded headers go in for good.
+                    if let Some(forwarded) = out.forwarded.take() {
+                        forwarded.insert_into(&mut out.headers);
+                    }
                     let request = match build_h2_request(&mut out, host, &key, current_body) {
                         Ok(r) => r,
                         Err(reason) => {
@@ -294,6 +303,7 @@ struct H1Target<'a> {
     method: &'a Method,
     path: &'a str,
     headers: &'a HeaderMap,
+    forwarded: Option<&'a Forwarded>,
     in_memory: bool,
 }
 
@@ -324,6 +334,7 @@ async fn send_h1(
         target.path,
         &host,
         target.headers,
+        target.forwarded,
         framing,
     );
     let mut writer = Upload::new(head.freeze(), body, framing, target.in_memory);

@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
 use http::{Response, StatusCode, Version};
+use split_core::config::plugins::KeyAuthRoute;
 use split_core::snapshot::{CompiledRoute, CompiledUpstream, Rewrites};
 
 use crate::body::{full, ProxyBody};
 use crate::forward::{forward, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT};
-use crate::headers::{add_forwarded, strip_hop_by_hop};
+use crate::headers::{add_forwarded, for_upstream_forwarded, is_forwarded, strip_hop_by_hop};
 use crate::proxy::Gateway;
 use crate::record::RequestRecord;
 use crate::reply;
@@ -105,13 +106,23 @@ pub(crate) async fn send(
     let parts = &req.parts;
     let needs_body = arm.needs_body();
     let is_json = crate::request_edit::is_json(&parts.headers);
-    let mut headers = crate::headers::for_upstream(&parts.headers, crate::headers::FORWARD_ROOM);
     let key_auth = route.plugins.key_auth_route.as_ref();
+    let room = crate::headers::FORWARD_ROOM;
+    // The forwarded headers go with the head as it is written, unless an edit of this
+    // request may touch them: then they are set in the map first, as the edits expect.
+    let (mut headers, forwarded) = if touches_forwarded(&arm.rewrites, key_auth) {
+        (crate::headers::for_upstream(&parts.headers, room), None)
+    } else {
+        let (headers, forwarded) = for_upstream_forwarded(&parts.headers, room, req.remote);
+        (headers, Some(forwarded))
+    };
     let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
     let path_and_query = upstream_path(&arm.rewrites, &req.path, &client_uri);
     // Kept in the record (the access log's `upstream_uri`); the request borrows it.
     record.upstream_uri = Some(path_and_query);
-    add_forwarded(&mut headers, req.remote, parts.headers.get(HOST));
+    if forwarded.is_none() {
+        add_forwarded(&mut headers, req.remote, parts.headers.get(HOST));
+    }
     if let Err(response) = crate::secrets::apply_headers(&arm.rewrites, &mut headers) {
         return Err(NotSent::Refused(response));
     }
@@ -175,6 +186,7 @@ pub(crate) async fn send(
         method: parts.method.clone(),
         path_and_query: record.upstream_uri.as_deref().unwrap_or_default(),
         headers,
+        forwarded,
         host_override,
         client_host: req.host_header.clone(),
         body: upload_body,
@@ -228,6 +240,22 @@ pub(crate) async fn send(
     })
 }
 
+/// True when an edit of the request may touch the forwarded headers: a header rewrite
+/// naming one, or `key-auth` hiding a key carried in one.
+fn touches_forwarded(rewrites: &Rewrites<'_>, key_auth: Option<&KeyAuthRoute>) -> bool {
+    key_auth.is_some_and(|k| k.hide_credentials && is_forwarded(&k.header))
+        || rewrites.iter().any(|r| {
+            let edits = &r.headers;
+            edits
+                .set
+                .iter()
+                .chain(&edits.add)
+                .any(|(name, _)| is_forwarded(name))
+                || edits.remove.iter().any(is_forwarded)
+                || edits.secrets.iter().any(|e| is_forwarded(&e.name))
+        })
+}
+
 /// The gateway's answer when no node answered: 502 (no node, connect error), 504 (the
 /// last attempt timed out); logged with the route id.
 pub(crate) fn failure_reply(e: ForwardError, route_id: &str) -> Response<ProxyBody> {
@@ -250,5 +278,58 @@ pub(crate) fn failure_reply(e: ForwardError, route_id: &str) -> Response<ProxyBo
                 &format!("upstream unavailable: {reason}"),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use split_core::config::proxy_rewrite::parse_arm_rewrite;
+
+    fn key_auth(header: &str, hide: bool) -> KeyAuthRoute {
+        KeyAuthRoute {
+            header: http::HeaderName::from_bytes(header.as_bytes()).unwrap(),
+            query: "apikey".into(),
+            hide_credentials: hide,
+            anonymous_consumer: None,
+            realm: "key".into(),
+        }
+    }
+
+    #[test]
+    fn forwarded_headers_go_in_the_map_when_an_edit_may_touch_them() {
+        let edit = |headers: serde_json::Value| {
+            parse_arm_rewrite(&serde_json::json!({ "headers": headers })).unwrap()
+        };
+        let touching = [
+            edit(serde_json::json!({"set": {"X-Real-IP": "1.2.3.4"}})),
+            edit(serde_json::json!({"add": {"x-forwarded-proto": "https"}})),
+            edit(serde_json::json!({"remove": ["X-Forwarded-For"]})),
+            edit(serde_json::json!({"set": {"X-Forwarded-Host": "$env://HOST_FOR_TEST"}})),
+        ];
+        let other = edit(serde_json::json!({"set": {"x-other": "1"}, "remove": ["x-forwarded"]}));
+        let uri = parse_arm_rewrite(&serde_json::json!({"uri": "/v1"})).unwrap();
+        assert!(!touches_forwarded(&Rewrites::new(None, None), None));
+        assert!(!touches_forwarded(
+            &Rewrites::new(Some(&other), Some(&uri)),
+            None
+        ));
+        for r in &touching {
+            assert!(
+                touches_forwarded(&Rewrites::new(Some(&uri), Some(r)), None),
+                "{r:?}"
+            );
+            assert!(
+                touches_forwarded(&Rewrites::new(Some(r), None), None),
+                "{r:?}"
+            );
+        }
+        let none = Rewrites::new(None, None);
+        assert!(touches_forwarded(&none, Some(&key_auth("x-real-ip", true))));
+        assert!(!touches_forwarded(
+            &none,
+            Some(&key_auth("x-real-ip", false))
+        ));
+        assert!(!touches_forwarded(&none, Some(&key_auth("apikey", true))));
     }
 }

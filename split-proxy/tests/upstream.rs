@@ -63,6 +63,60 @@ async fn pass_host_modes_and_forwarded_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_rewrites_of_forwarded_headers_win() {
+    let mock = Mock::http("m");
+    let node = mock.node();
+    let dir = tempfile::tempdir().unwrap();
+    let rewrite = |id: &str, headers: serde_json::Value| {
+        json!({"id": id, "uri": format!("/{id}"), "upstream": {"nodes": {&node: 1}},
+               "plugins": {"proxy-rewrite": {"headers": headers}}})
+    };
+    let doc = json!({"routes": [
+        {"id": "plain", "uri": "/plain", "upstream": {"nodes": {&node: 1}}},
+        rewrite("set", json!({"set": {"X-Real-IP": "203.0.113.9"}, "remove": ["X-Forwarded-For"]})),
+        rewrite("add", json!({"add": {"X-Forwarded-Proto": "https"}})),
+        rewrite("other", json!({"set": {"X-Other": "1"}}))
+    ]});
+    let file = write_doc(dir.path(), doc);
+    let gw = start(dir.path(), &["--standalone", &file]);
+    let client = Client::new();
+    let headers = [
+        ("host", "client.example"),
+        ("x-forwarded-for", "10.1.1.1"),
+        ("x-real-ip", "10.9.9.9"),
+        ("x-forwarded-proto", "https"),
+    ];
+    for path in ["/plain", "/set", "/add", "/other"] {
+        let r = client.send(Method::GET, &gw.url(path), &headers, "").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let hits = mock.hits();
+    let all = |i: usize, name: &str| -> Vec<String> {
+        hits[i]
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    // No rewrite of them (plain, other): the gateway's values, once each, replacing
+    // what the client sent.
+    for i in [0, 3] {
+        assert_eq!(all(i, "x-forwarded-for"), ["10.1.1.1, 127.0.0.1"]);
+        assert_eq!(all(i, "x-real-ip"), ["127.0.0.1"]);
+        assert_eq!(all(i, "x-forwarded-proto"), ["http"]);
+        assert_eq!(all(i, "x-forwarded-host"), ["client.example"]);
+    }
+    assert_eq!(all(3, "x-other"), ["1"]);
+    // A rewrite applies after them: set wins, remove removes, add appends.
+    assert_eq!(all(1, "x-real-ip"), ["203.0.113.9"]);
+    assert!(all(1, "x-forwarded-for").is_empty());
+    assert_eq!(all(1, "x-forwarded-host"), ["client.example"]);
+    assert_eq!(all(2, "x-forwarded-proto"), ["http", "https"]);
+    assert_eq!(all(2, "x-real-ip"), ["127.0.0.1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_connect_to_and_ca_file_keeps_host_and_sni() {
     let ca = TestCa::new();
     let mock = Mock::https(
@@ -123,6 +177,16 @@ async fn tls_with_connect_to_and_ca_file_keeps_host_and_sni() {
             .map(|h| h.to_str().unwrap().to_owned()),
         None
     );
+    // The forwarded headers reach an h2 upstream too, once each.
+    let h2_headers = &h2_mock.hits()[0].headers;
+    for (name, value) in [
+        ("x-forwarded-for", "127.0.0.1"),
+        ("x-real-ip", "127.0.0.1"),
+        ("x-forwarded-proto", "http"),
+    ] {
+        let values: Vec<_> = h2_headers.get_all(name).iter().collect();
+        assert_eq!(values, [value], "{name}");
+    }
 
     // Without the CA the certificate is refused: 502 and a log line with the reason.
     let dir2 = tempfile::tempdir().unwrap();

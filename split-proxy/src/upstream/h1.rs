@@ -211,6 +211,7 @@ pub async fn status_of(
         path,
         &host,
         &parts.headers,
+        None,
         framing,
     );
     let mut upload = Upload::new(head.freeze(), body, framing, false);

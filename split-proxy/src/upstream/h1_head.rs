@@ -7,6 +7,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODI
 use http::{Method, StatusCode, Version};
 
 use crate::h1::spans::{self, Split};
+use crate::headers::Forwarded;
 
 /// Largest response head accepted (status line and headers).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -60,16 +61,18 @@ pub fn valid_target(path: &str) -> bool {
 
 /// Appends the request head to `buf`: request line, `Host`, the headers (except any
 /// `Host`, `Content-Length` and `Transfer-Encoding` in `headers`, replaced by `framing`),
-/// blank line. `path` must pass [`valid_target`] and `host` be a valid header value.
+/// the `forwarded` headers, blank line. `path` must pass [`valid_target`] and `host` be a
+/// valid header value.
 pub fn encode_request(
     buf: &mut BytesMut,
     method: &Method,
     path: &str,
     host: &HeaderValue,
     headers: &HeaderMap,
+    forwarded: Option<&Forwarded>,
     framing: RequestFraming,
 ) {
-    buf.reserve(64 + path.len() + headers.len() * 32);
+    buf.reserve(64 + path.len() + headers.len() * 32 + forwarded.map_or(0, Forwarded::encoded_len));
     buf.extend_from_slice(method.as_str().as_bytes());
     buf.extend_from_slice(b" ");
     buf.extend_from_slice(path.as_bytes());
@@ -84,6 +87,9 @@ pub fn encode_request(
         buf.extend_from_slice(b": ");
         buf.extend_from_slice(value.as_bytes());
         buf.extend_from_slice(b"\r\n");
+    }
+    if let Some(forwarded) = forwarded {
+        forwarded.write(buf);
     }
     match framing {
         RequestFraming::None => {}
@@ -442,11 +448,33 @@ mod tests {
             "/v1?q=1",
             &host,
             &headers,
+            None,
             RequestFraming::Length(3),
         );
         assert_eq!(
             &buf[..],
             b"POST /v1?q=1 HTTP/1.1\r\nhost: up:8080\r\nx-a: 1\r\ncontent-length: 3\r\n\r\n"
+        );
+        // Forwarded headers kept out of the map are written after the map's fields.
+        let mut client = HeaderMap::new();
+        client.insert(HOST, HeaderValue::from_static("client.example"));
+        let (_, forwarded) =
+            crate::headers::for_upstream_forwarded(&client, 0, "192.0.2.9".parse().unwrap());
+        buf.clear();
+        encode_request(
+            &mut buf,
+            &Method::GET,
+            "/",
+            &host,
+            &headers,
+            Some(&forwarded),
+            RequestFraming::None,
+        );
+        assert_eq!(
+            &buf[..],
+            &b"GET / HTTP/1.1\r\nhost: up:8080\r\nx-a: 1\r\nx-forwarded-for: 192.0.2.9\r\n\
+               x-real-ip: 192.0.2.9\r\nx-forwarded-proto: http\r\n\
+               x-forwarded-host: client.example\r\n\r\n"[..]
         );
         let get = request_framing(&Method::GET, &HeaderMap::new(), true, Some(0));
         assert_eq!(get, RequestFraming::None);
