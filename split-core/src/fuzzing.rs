@@ -429,7 +429,7 @@ pub fn admin_token(data: &[u8]) {
         AdminKey {
             name: "fuzzed".into(),
             key: header.to_owned(),
-            role: if header.len() % 2 == 0 {
+            role: if header.len().is_multiple_of(2) {
                 Role::Admin
             } else {
                 Role::Viewer

@@ -64,7 +64,11 @@ impl Op {
 /// The write `n` of client `c`: routes (inline upstream) for even clients, upstreams for
 /// odd ones; every fifth write deletes.
 fn op(c: usize, n: usize) -> Op {
-    let kind = if c % 2 == 0 { "routes" } else { "upstreams" };
+    let kind = if c.is_multiple_of(2) {
+        "routes"
+    } else {
+        "upstreams"
+    };
     let path = format!("{kind}/c{c}-{}", n % IDS_PER_CLIENT);
     if n % 5 == 4 {
         Op::Delete { path }

@@ -92,7 +92,7 @@ impl Breaker {
         if conf.is_unhealthy(status) {
             self.unhealthy = self.unhealthy.saturating_add(1);
             self.healthy = 0;
-            if self.unhealthy % conf.failures.max(1) == 0 {
+            if self.unhealthy.is_multiple_of(conf.failures.max(1)) {
                 self.lasttime = Some(now);
             }
             return;

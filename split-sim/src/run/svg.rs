@@ -63,7 +63,7 @@ pub fn render(
             }
         }
         let i = i as u64 + 1;
-        if total > 0 && (i % stride == 0 || i == n) {
+        if total > 0 && (i.is_multiple_of(stride) || i == n) {
             for (arm, d) in paths.iter_mut().enumerate() {
                 let share = counts[arm] as f64 / total as f64;
                 let cmd = if d.is_empty() { 'M' } else { 'L' };
