@@ -21,6 +21,7 @@ use crate::record::RequestRecord;
 use crate::reply;
 use crate::request_edit::strip_port;
 use crate::send::{Arm, ClientRequest, NotSent, Upload};
+use crate::server::pin_boxed;
 use crate::tickets::Tickets;
 use crate::upstream::pool::Pool;
 
@@ -335,8 +336,8 @@ async fn forward_decided(
     };
     // Boxed: awaiting a future stores it twice in the caller's state, and that doubled
     // at every level up to the handler, whose future was 44.7 KB per waiting request
-    // (about 4 KB with this box; see the test below).
-    match Box::pin(crate::send::send(gw, route, arm, &req, upload, record)).await {
+    // (about 4 KB with this box; see the test below). Built in its box, not copied in.
+    match pin_boxed(|| crate::send::send(gw, route, arm, &req, upload, record)).await {
         Ok(answered) => Routed::Proxied(
             Response::from_parts(answered.head, answered.body),
             answered.read,

@@ -14,7 +14,7 @@ use crate::logging::LevelHandle;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
 use crate::proxy::{handle, Gateway};
-use crate::server::{bind, metrics_handler, Handler, Lifecycle};
+use crate::server::{bind, metrics_handler, pin_boxed, Handler, Lifecycle};
 use crate::settings::{Fatal, Settings, Source};
 use crate::tickets::Tickets;
 use crate::upstream::connect::{ConnectTo, Connector};
@@ -161,7 +161,7 @@ async fn serve(p: Prepared, workers: usize, log: LogControl) -> Result<(), Strin
         bound.push(("proxy".into(), local_addr(&listener, *addr)));
         let gw = Arc::clone(&gateway);
         let handler: Handler =
-            Arc::new(move |req, peer| Box::pin(handle(Arc::clone(&gw), req, peer)));
+            Arc::new(move |req, peer| pin_boxed(|| handle(Arc::clone(&gw), req, peer)));
         lifecycle.serve(listener, handler);
     }
     if let Some(addr) = settings.admin_listen {

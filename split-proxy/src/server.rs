@@ -23,6 +23,13 @@ use crate::reply;
 /// The future of one handled request.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>;
 
+/// `make()`, pinned in a box allocated before it is called, so the value can be built in
+/// place: `Box::pin(value)` builds a future on the stack and then copies all of it (the
+/// room of every state it may reach, not just its arguments) into the box.
+pub fn pin_boxed<T>(make: impl FnOnce() -> T) -> Pin<Box<T>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
+}
+
 /// A request handler: request + client address → response.
 pub type Handler = Arc<dyn Fn(Request<RequestBody>, SocketAddr) -> HandlerFuture + Send + Sync>;
 
