@@ -64,6 +64,10 @@ pub enum BodyFormat {
 impl BodyFormat {
     /// The format for a response `Content-Type`, if usage can be read from it.
     pub fn from_content_type(content_type: &str) -> Option<BodyFormat> {
+        // The usual answer, before any splitting.
+        if content_type.eq_ignore_ascii_case("application/json") {
+            return Some(BodyFormat::Json);
+        }
         let essence = content_type.split(';').next().unwrap_or("").trim();
         let is = |name: &str| essence.eq_ignore_ascii_case(name);
         let (kind, subtype) = essence.split_once('/').unwrap_or((essence, ""));
