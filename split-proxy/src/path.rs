@@ -44,18 +44,25 @@ fn normalize_slow(raw: &str) -> Option<String> {
 /// decode, no empty, `.` or `..` segment but a trailing empty one (the common case,
 /// checked in one pass without allocating).
 fn is_normal(raw: &str) -> bool {
-    let Some(rest) = raw.strip_prefix('/') else {
-        return false;
-    };
-    if rest.as_bytes().contains(&b'%') {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return false;
     }
-    let mut segments = rest.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        match segment {
-            "." | ".." => return false,
-            "" if segments.peek().is_some() => return false,
-            _ => {}
+    // One pass over the bytes: a segment ends at each `/` and at the end of the path.
+    let mut start = 1;
+    for i in 1..=bytes.len() {
+        let at_end = i == bytes.len();
+        match bytes.get(i) {
+            Some(b'%') => return false,
+            Some(b'/') | None => {
+                match &bytes[start..i] {
+                    b"." | b".." => return false,
+                    b"" if !at_end => return false,
+                    _ => {}
+                }
+                start = i + 1;
+            }
+            Some(_) => {}
         }
     }
     true
