@@ -189,15 +189,18 @@ pub fn for_upstream_forwarded(
         }
         out.append(name.clone(), value.clone());
     }
-    if connection {
-        for name in connection_named(client) {
-            if name == X_FORWARDED_FOR {
-                xff = None;
-            }
-            out.remove(name);
+    let named = if connection {
+        connection_named(client)
+    } else {
+        Vec::new()
+    };
+    for name in &named {
+        if name == X_FORWARDED_FOR {
+            xff = None;
         }
+        out.remove(name);
     }
-    if host.is_none() {
+    if host.is_none() && !named.contains(&X_FORWARDED_HOST) {
         // No Host to set `X-Forwarded-Host` from (HTTP/1.0): the client's stays, as
         // [`add_forwarded`] leaves it.
         for value in client.get_all(&X_FORWARDED_HOST) {
@@ -205,14 +208,8 @@ pub fn for_upstream_forwarded(
         }
     }
     let ip = ip_value(remote);
-    let xff = match xff.and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => {
-            HeaderValue::from_str(&format!("{existing}, {remote}")).unwrap_or_else(|_| ip.clone())
-        }
-        _ => ip.clone(),
-    };
     let forwarded = Forwarded {
-        xff,
+        xff: forwarded_for(xff, remote, &ip),
         real_ip: ip,
         host: host.cloned(),
     };
@@ -254,18 +251,24 @@ fn ip_value(remote: IpAddr) -> HeaderValue {
     })
 }
 
-/// Adds `X-Real-IP`, `X-Forwarded-For` (appended to an existing list),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` (the client's Host).
-pub fn add_forwarded(headers: &mut HeaderMap, remote: IpAddr, client_host: Option<&HeaderValue>) {
-    let ip = ip_value(remote);
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+/// `X-Forwarded-For`: the client's list (`existing`, unless blank) and `remote`, or
+/// `remote` alone (`ip`, already formatted).
+fn forwarded_for(existing: Option<&HeaderValue>, remote: IpAddr, ip: &HeaderValue) -> HeaderValue {
+    match existing.and_then(|v| v.to_str().ok()) {
         Some(existing) if !existing.trim().is_empty() => {
             // A visible-ASCII header value and an IP address joined by ", " are valid
             // header bytes, so this cannot fail; fall back to the address alone anyway.
             HeaderValue::from_str(&format!("{existing}, {remote}")).unwrap_or_else(|_| ip.clone())
         }
         _ => ip.clone(),
-    };
+    }
+}
+
+/// Adds `X-Real-IP`, `X-Forwarded-For` (appended to an existing list),
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` (the client's Host).
+pub fn add_forwarded(headers: &mut HeaderMap, remote: IpAddr, client_host: Option<&HeaderValue>) {
+    let ip = ip_value(remote);
+    let xff = forwarded_for(headers.get(&X_FORWARDED_FOR), remote, &ip);
     headers.insert(X_FORWARDED_FOR, xff);
     headers.insert(X_REAL_IP, ip);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -391,6 +394,7 @@ mod tests {
             " ",
             "close, x-forwarded-for",
             "x-real-ip",
+            "x-forwarded-host, x-other",
             "a.example",
         ]);
         prop::collection::vec((names, values), 0..7)

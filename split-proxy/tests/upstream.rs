@@ -16,6 +16,20 @@ fn write_doc(dir: &std::path::Path, doc: serde_json::Value) -> String {
     file.to_str().unwrap().to_owned()
 }
 
+/// A gateway on `doc` that writes its access log to `access.log` in `dir`, and that path.
+fn start_logged(
+    dir: &std::path::Path,
+    doc: serde_json::Value,
+) -> (common::gateway::Gateway, std::path::PathBuf) {
+    let file = write_doc(dir, doc);
+    let log = dir.join("access.log");
+    let gw = start(
+        dir,
+        &["--standalone", &file, "--access-log", log.to_str().unwrap()],
+    );
+    (gw, log)
+}
+
 fn closed_port() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
@@ -388,14 +402,9 @@ fn client_disconnect_cancels_the_upstream_request() {
         let _ = tx.send((closed, String::from_utf8_lossy(&seen).into_owned()));
     });
     let dir = tempfile::tempdir().unwrap();
-    let file = write_doc(
+    let (gw, log) = start_logged(
         dir.path(),
         json!({"routes": [{"id": "hang", "uri": "/hang", "upstream": {"nodes": {&node: 1}}}]}),
-    );
-    let log = dir.path().join("access.log");
-    let gw = start(
-        dir.path(),
-        &["--standalone", &file, "--access-log", log.to_str().unwrap()],
     );
     let mut client = std::net::TcpStream::connect(gw.proxy).unwrap();
     let wall = || {
@@ -438,14 +447,9 @@ async fn access_log_times_follow_the_upstream() {
     let mock = Mock::http("m");
     let node = mock.node();
     let dir = tempfile::tempdir().unwrap();
-    let file = write_doc(
+    let (gw, log) = start_logged(
         dir.path(),
         json!({"routes": [{"id": "all", "uri": "/*", "upstream": {"nodes": {&node: 1}}}]}),
-    );
-    let log = dir.path().join("access.log");
-    let gw = start(
-        dir.path(),
-        &["--standalone", &file, "--access-log", log.to_str().unwrap()],
     );
     let client = Client::new();
     // A head after 300 ms; then an event stream whose head comes at once and whose
