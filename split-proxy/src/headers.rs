@@ -76,6 +76,17 @@ pub const FORWARD_ROOM: usize = 8;
 /// spare room, so adding the forwarded headers to it reallocated, and most heads carry
 /// nothing to strip.
 pub fn for_upstream(client: &HeaderMap, room: usize) -> HeaderMap {
+    copy_for_upstream(client, room, |_, _| true).0
+}
+
+/// [`for_upstream`]'s copy, keeping only the fields `keep` accepts (it sees every field
+/// that is not hop-by-hop, in order); also returns the names `Connection` lists, which
+/// were removed from the copy.
+fn copy_for_upstream<'a>(
+    client: &'a HeaderMap,
+    room: usize,
+    mut keep: impl FnMut(&'a HeaderName, &'a HeaderValue) -> bool,
+) -> (HeaderMap, Vec<HeaderName>) {
     let mut out = HeaderMap::with_capacity(client.len() + room);
     let mut connection = false;
     for (name, value) in client {
@@ -83,14 +94,19 @@ pub fn for_upstream(client: &HeaderMap, room: usize) -> HeaderMap {
             connection |= name == header::CONNECTION;
             continue;
         }
-        out.append(name.clone(), value.clone());
-    }
-    if connection {
-        for name in connection_named(client) {
-            out.remove(name);
+        if keep(name, value) {
+            out.append(name.clone(), value.clone());
         }
     }
-    out
+    let named = if connection {
+        connection_named(client)
+    } else {
+        Vec::new()
+    };
+    for name in &named {
+        out.remove(name);
+    }
+    (out, named)
 }
 
 /// The headers [`add_forwarded`] sets.
@@ -169,36 +185,22 @@ pub fn for_upstream_forwarded(
     room: usize,
     remote: IpAddr,
 ) -> (HeaderMap, Forwarded) {
-    let mut out = HeaderMap::with_capacity(client.len() + room);
-    let mut connection = false;
     let mut xff: Option<&HeaderValue> = None;
     let mut host: Option<&HeaderValue> = None;
-    for (name, value) in client {
-        if HOP_BY_HOP.contains(name) || name == header::EXPECT {
-            connection |= name == header::CONNECTION;
-            continue;
-        }
+    let (mut out, named) = copy_for_upstream(client, room, |name, value| {
         if is_forwarded(name) {
             if name == X_FORWARDED_FOR {
                 xff.get_or_insert(value);
             }
-            continue;
+            return false;
         }
         if name == header::HOST {
             host.get_or_insert(value);
         }
-        out.append(name.clone(), value.clone());
-    }
-    let named = if connection {
-        connection_named(client)
-    } else {
-        Vec::new()
-    };
-    for name in &named {
-        if name == X_FORWARDED_FOR {
-            xff = None;
-        }
-        out.remove(name);
+        true
+    });
+    if named.contains(&X_FORWARDED_FOR) {
+        xff = None;
     }
     if host.is_none() && !named.contains(&X_FORWARDED_HOST) {
         // No Host to set `X-Forwarded-Host` from (HTTP/1.0): the client's stays, as
