@@ -60,22 +60,8 @@ impl UriTarget {
     /// The target `raw` (a path, optionally with `?query`).
     pub fn new(raw: impl Into<String>) -> UriTarget {
         let raw = raw.into();
-        let (path, query) = match raw.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (raw.as_str(), None),
-        };
-        let mut safe_path = String::with_capacity(path.len());
-        safe_encode_into(path, &mut safe_path);
-        let query = query.map(|q| {
-            let mut safe = String::with_capacity(q.len());
-            safe_encode_into(q, &mut safe);
-            safe
-        });
-        UriTarget {
-            path: safe_path,
-            query,
-            raw,
-        }
+        let (path, query) = safe_target(&raw);
+        UriTarget { raw, path, query }
     }
 
     /// The target as configured.
@@ -166,17 +152,7 @@ impl Rewrite {
         target.push_str(&path[..whole.start()]);
         expand_template(&re.template, &caps, &re.regex, &mut target);
         target.push_str(&path[whole.end()..]);
-        let (new_path, own_query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target.as_str(), None),
-        };
-        let mut safe_path = String::with_capacity(new_path.len() + 1);
-        safe_encode_into(new_path, &mut safe_path);
-        let own_query = own_query.map(|q| {
-            let mut safe = String::with_capacity(q.len());
-            safe_encode_into(q, &mut safe);
-            safe
-        });
+        let (safe_path, own_query) = safe_target(&target);
         joined(&safe_path, own_query.as_deref(), query)
     }
 
@@ -358,6 +334,20 @@ fn expand_template(
         }
     }
     out.push_str(rest);
+}
+
+/// A rewrite's `target` split at its first `?` into path and query (`Some("")` for a bare
+/// `?`), each made URI-safe.
+fn safe_target(target: &str) -> (String, Option<String>) {
+    let safe = |part: &str| {
+        let mut out = String::with_capacity(part.len());
+        safe_encode_into(part, &mut out);
+        out
+    };
+    match target.split_once('?') {
+        Some((path, query)) => (safe(path), Some(safe(query))),
+        None => (safe(target), None),
+    }
 }
 
 /// The upstream target from a URI-safe `path` and query `own` (both from a rewrite) and
