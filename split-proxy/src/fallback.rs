@@ -319,7 +319,7 @@ async fn attempt(
     };
     let Answered {
         head,
-        body,
+        mut body,
         read: read_timeout,
         ..
     } = answered;
@@ -330,7 +330,6 @@ async fn attempt(
         arm: compiled.label.clone(),
     };
     let sse = is_sse(&head.headers);
-    let mut body = body;
     if conf.falls_back_on(status) {
         let res = Response::from_parts(head, body);
         return Tried::Failed(

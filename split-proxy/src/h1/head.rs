@@ -10,9 +10,7 @@
 //!   `Transfer-Encoding` and `Content-Length`, or conflicting `Content-Length` values → 400.
 
 use bytes::BytesMut;
-use http::header::{
-    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING,
-};
+use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::spans;
@@ -123,14 +121,8 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     // hash and a probe.
     let mut seen = Seen::default();
     for [name, value] in fields_at.iter().take(count).copied() {
-        let name = head
-            .raw(name)
-            .and_then(spans::header_name)
-            .ok_or(HeadError::Malformed)?;
-        let value = head
-            .shared(value)
-            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
-            .ok_or(HeadError::Malformed)?;
+        let name = head.name(name).ok_or(HeadError::Malformed)?;
+        let value = head.value(value).ok_or(HeadError::Malformed)?;
         seen.note(&name);
         headers.append(name, value);
     }

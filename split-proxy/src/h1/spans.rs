@@ -8,7 +8,7 @@
 //! and methods as plain slices (no reference count at all).
 
 use bytes::Bytes;
-use http::header::{self, HeaderName};
+use http::header::{self, HeaderName, HeaderValue};
 
 /// Where a part is in its head: start and length (heads are at most a few hundred KiB).
 pub type Span = [u32; 2];
@@ -116,30 +116,44 @@ impl Split {
     pub fn shared(&self, span: Span) -> Option<Bytes> {
         self.range(span).map(|r| self.0.slice(r))
     }
+
+    /// The header name at `span` ([`header_name`]); `None` when it is not a valid one.
+    pub fn name(&self, span: Span) -> Option<HeaderName> {
+        self.raw(span).and_then(header_name)
+    }
+
+    /// The header value at `span`, sharing the head's bytes; `None` when it is not a
+    /// valid one.
+    pub fn value(&self, span: Span) -> Option<HeaderValue> {
+        self.shared(span)
+            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Every name [`header_name`] matches before `from_bytes`.
+    const COMMON: [&str; 12] = [
+        "host",
+        "date",
+        "server",
+        "accept",
+        "connection",
+        "user-agent",
+        "content-type",
+        "authorization",
+        "cache-control",
+        "content-length",
+        "accept-encoding",
+        "transfer-encoding",
+    ];
+
     /// Every name the fast path knows, in lower, upper and title case.
     #[test]
     fn common_names_are_the_names_from_bytes_makes() {
-        let common = [
-            "host",
-            "date",
-            "server",
-            "accept",
-            "connection",
-            "user-agent",
-            "content-type",
-            "authorization",
-            "cache-control",
-            "content-length",
-            "accept-encoding",
-            "transfer-encoding",
-        ];
-        for text in common {
+        for text in COMMON {
             let name = HeaderName::from_bytes(text.as_bytes()).unwrap();
             let title: String = text
                 .split('-')
@@ -172,19 +186,15 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(header_name(&raw), HeaderName::from_bytes(&raw).ok());
             // And a common name with some letters' case flipped.
-            let common: [&[u8]; 12] = [
-                b"host", b"date", b"server", b"accept", b"connection", b"user-agent",
-                b"content-type", b"authorization", b"cache-control", b"content-length",
-                b"accept-encoding", b"transfer-encoding",
-            ];
-            let flipped: Vec<u8> = common[pick]
+            let common = COMMON[pick].as_bytes();
+            let flipped: Vec<u8> = common
                 .iter()
                 .zip(raw.iter().cycle())
                 .map(|(&b, &r)| if r % 2 == 0 { b.to_ascii_uppercase() } else { b })
                 .collect();
             proptest::prop_assert_eq!(header_name(&flipped), HeaderName::from_bytes(&flipped).ok());
             // And a near miss: one byte of a common name replaced.
-            let mut near = common[pick].to_vec();
+            let mut near = common.to_vec();
             let i = at % near.len();
             near[i] = with;
             proptest::prop_assert_eq!(header_name(&near), HeaderName::from_bytes(&near).ok());

@@ -219,16 +219,12 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
     // probe, and most answers carry neither field.
     let (mut connection, mut transfer_encoding) = (false, false);
     for [name_at, value_at] in fields_at.iter().take(count).copied() {
-        let raw_name = head.raw(name_at).unwrap_or_default();
-        let name = crate::h1::spans::header_name(raw_name).ok_or_else(|| {
-            HeadError::Invalid(format!(
-                "header name '{}'",
-                String::from_utf8_lossy(raw_name)
-            ))
+        let name = head.name(name_at).ok_or_else(|| {
+            let raw = head.raw(name_at).unwrap_or_default();
+            HeadError::Invalid(format!("header name '{}'", String::from_utf8_lossy(raw)))
         })?;
         let value = head
-            .shared(value_at)
-            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
+            .value(value_at)
             .ok_or_else(|| HeadError::Invalid(format!("value of header '{name}'")))?;
         connection |= name == http::header::CONNECTION;
         transfer_encoding |= name == TRANSFER_ENCODING;
