@@ -2,6 +2,8 @@
 //! the response head parsed with `httparse` within bounds ([`MAX_HEAD`] bytes,
 //! [`MAX_HEADERS`] fields), with the body framing it announces.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, BytesMut};
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
@@ -174,9 +176,14 @@ pub enum HeadError {
 pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, HeadError> {
     let mut fields_at = [[[0u32; 2]; 2]; MAX_HEADERS];
     let (len, count, code, version) = {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut fields);
-        let len = match response.parse(buf) {
+        // Uninitialised, as in the client head parser: httparse writes what it fills.
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut fields,
+        ) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => {
                 return if buf.len() >= MAX_HEAD {
