@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use http::header::{HeaderMap, HeaderValue, HOST};
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST};
 use http::{Method, Request, Response, Uri, Version};
 use http_body::Body;
 use split_core::config::upstream::{KeepalivePool, Node, Scheme, Timeout, Upstream};
 use split_core::snapshot::CompiledUpstream;
 
 use crate::body::{stream, ProxyBody};
-use crate::headers::Forwarded;
+use crate::headers::{Forwarded, UpstreamHeaders};
 use crate::upload::{Progress, ProgressBody};
 use crate::upstream::connect::ConnectError;
 use crate::upstream::h1::{Exchange, H1Conn};
@@ -39,7 +39,7 @@ pub struct Outgoing<'a> {
     /// Path and query sent upstream.
     pub path_and_query: &'a str,
     /// Headers (hop-by-hop removed, forwarded headers added, rewrites applied), no Host.
-    pub headers: HeaderMap,
+    pub headers: UpstreamHeaders<'a>,
     /// The forwarded headers when they are not in `headers`: written with the head.
     pub forwarded: Option<Forwarded>,
     /// Host set by a rewrite; wins over `pass_host`.
@@ -196,7 +196,7 @@ pub async fn forward(
                     // h2 heads are built from the map (and an unsent one gives it back
                     // for the next attempt): the forwarded headers go in for good.
                     if let Some(forwarded) = out.forwarded.take() {
-                        forwarded.insert_into(&mut out.headers);
+                        forwarded.insert_into(out.headers.map_mut());
                     }
                     let request = match build_h2_request(&mut out, host, &key, current_body) {
                         Ok(r) => r,
@@ -207,7 +207,7 @@ pub async fn forward(
                             })
                         }
                     };
-                    send_h2(sender, request, &mut out.headers, &timeouts, &upload).await
+                    send_h2(sender, request, out.headers.map_mut(), &timeouts, &upload).await
                 }
             };
             match sent {
@@ -277,7 +277,7 @@ fn build_h2_request(
     *request.method_mut() = out.method.clone();
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_2;
-    *request.headers_mut() = std::mem::take(&mut out.headers);
+    *request.headers_mut() = std::mem::take(out.headers.map_mut());
     request.headers_mut().remove(HOST);
     Ok(request)
 }
@@ -302,7 +302,7 @@ struct H1Target<'a> {
     host: &'a str,
     method: &'a Method,
     path: &'a str,
-    headers: &'a HeaderMap,
+    headers: &'a UpstreamHeaders<'a>,
     forwarded: Option<&'a Forwarded>,
     in_memory: bool,
 }
@@ -323,7 +323,7 @@ async fn send_h1(
     }
     let framing = request_framing(
         target.method,
-        target.headers,
+        target.headers.get(&CONTENT_LENGTH),
         body.is_end_stream(),
         body.size_hint().exact(),
     );

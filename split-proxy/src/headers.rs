@@ -27,12 +27,9 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// `X-Forwarded-Host`.
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// How many names [`HOP_BY_HOP`] lists.
-const HOP_BY_HOP_COUNT: usize = 7;
-
 /// Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus `Proxy-Connection` and
 /// `Keep-Alive`). Names, not strings: a `&str` would be parsed again on every removal.
-const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -43,26 +40,27 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 ];
 
 /// Removes hop-by-hop headers and every header named in `Connection`. One pass over the
-/// map's names finds which are present: most heads carry none of them but `Connection`,
-/// and removing an absent name still costs a hash and a probe.
+/// map's names tells whether there is anything to remove: most heads carry none of them
+/// but `Connection`, and removing an absent name still costs a hash and a probe.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut present = [false; HOP_BY_HOP_COUNT];
+    let mut present = false;
     let mut connection = false;
     for key in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|name| name == key) {
-            present[i] = true;
+        if is_hop_by_hop(key) {
+            present = true;
             connection |= key == header::CONNECTION;
         }
+    }
+    if !present {
+        return;
     }
     if connection {
         for name in connection_named(headers) {
             headers.remove(name);
         }
     }
-    for (name, present) in HOP_BY_HOP.iter().zip(present) {
-        if present {
-            headers.remove(name);
-        }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
@@ -76,37 +74,42 @@ pub const FORWARD_ROOM: usize = 8;
 /// spare room, so adding the forwarded headers to it reallocated, and most heads carry
 /// nothing to strip.
 pub fn for_upstream(client: &HeaderMap, room: usize) -> HeaderMap {
-    copy_for_upstream(client, room, |_, _| true).0
-}
-
-/// [`for_upstream`]'s copy, keeping only the fields `keep` accepts (it sees every field
-/// that is not hop-by-hop, in order); also returns the names `Connection` lists, which
-/// were removed from the copy.
-fn copy_for_upstream<'a>(
-    client: &'a HeaderMap,
-    room: usize,
-    mut keep: impl FnMut(&'a HeaderName, &'a HeaderValue) -> bool,
-) -> (HeaderMap, Vec<HeaderName>) {
     let mut out = HeaderMap::with_capacity(client.len() + room);
     let mut connection = false;
     for (name, value) in client {
-        if HOP_BY_HOP.contains(name) || name == header::EXPECT {
-            connection |= name == header::CONNECTION;
-            continue;
-        }
-        if keep(name, value) {
+        if end_to_end(name, &[]) {
             out.append(name.clone(), value.clone());
+        } else {
+            connection |= name == header::CONNECTION;
         }
     }
-    let named = if connection {
-        connection_named(client)
-    } else {
-        Vec::new()
-    };
-    for name in &named {
-        out.remove(name);
+    if connection {
+        for name in connection_named(client) {
+            out.remove(name);
+        }
     }
-    (out, named)
+    out
+}
+
+/// True when a client's field `name` may go upstream: not hop-by-hop, not `Expect`, not
+/// among the names its `Connection` lists (`named`).
+fn end_to_end(name: &HeaderName, named: &[HeaderName]) -> bool {
+    !(is_hop_by_hop(name) || name == header::EXPECT || named.contains(name))
+}
+
+/// True when `name` is in [`HOP_BY_HOP`]. Its text is matched (by length first): comparing
+/// with each name of the array builds and drops the array of names on every call.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
 }
 
 /// The headers [`add_forwarded`] sets.
@@ -175,47 +178,140 @@ impl Forwarded {
     }
 }
 
-/// [`for_upstream`] and [`add_forwarded`] in one pass, for a request whose edits touch
-/// none of the forwarded headers: the client's own forwarded headers are left out of the
-/// map (the client's `X-Forwarded-For` and `Host` are read on the way; its
-/// `X-Forwarded-Host` stays when it sent no Host), and the values come back as
-/// [`Forwarded`], to be written with the head.
-pub fn for_upstream_forwarded(
-    client: &HeaderMap,
-    room: usize,
-    remote: IpAddr,
-) -> (HeaderMap, Forwarded) {
-    let mut xff: Option<&HeaderValue> = None;
-    let mut host: Option<&HeaderValue> = None;
-    let (mut out, named) = copy_for_upstream(client, room, |name, value| {
-        if is_forwarded(name) {
-            if name == X_FORWARDED_FOR {
+/// The client's fields as they go upstream beside [`Forwarded`]: what [`for_upstream`]
+/// keeps, less the client's own forwarded headers (its `X-Forwarded-Host` stays when it
+/// sent no Host, as [`add_forwarded`] leaves it). Read from the client's map as the head
+/// is written, so a request no edit applies to needs no map of its own (two allocations
+/// and a hash per field).
+#[derive(Debug)]
+pub struct ClientFields<'a> {
+    client: &'a HeaderMap,
+    /// The names `Connection` lists (they stay out).
+    named: Vec<HeaderName>,
+    /// The client's `X-Forwarded-Host` goes upstream: it sent no Host to set one from.
+    keep_forwarded_host: bool,
+}
+
+impl<'a> ClientFields<'a> {
+    /// The fields of `client` that go upstream, and the forwarded values of a request
+    /// from `remote` (the client's `X-Forwarded-For` and `Host` are read on the way).
+    pub fn new(client: &'a HeaderMap, remote: IpAddr) -> (ClientFields<'a>, Forwarded) {
+        let mut xff = None;
+        let mut host = None;
+        let mut connection = false;
+        for (name, value) in client {
+            if name == header::HOST {
+                host.get_or_insert(value);
+            } else if name == header::CONNECTION {
+                connection = true;
+            } else if name == X_FORWARDED_FOR {
                 xff.get_or_insert(value);
             }
-            return false;
         }
-        if name == header::HOST {
-            host.get_or_insert(value);
+        let named = if connection {
+            connection_named(client)
+        } else {
+            Vec::new()
+        };
+        if named.contains(&X_FORWARDED_FOR) {
+            xff = None;
         }
-        true
-    });
-    if named.contains(&X_FORWARDED_FOR) {
-        xff = None;
+        let fields = ClientFields {
+            client,
+            keep_forwarded_host: host.is_none() && !named.contains(&X_FORWARDED_HOST),
+            named,
+        };
+        let ip = ip_value(remote);
+        let forwarded = Forwarded {
+            xff: forwarded_for(xff, remote, &ip),
+            real_ip: ip,
+            host: host.cloned(),
+        };
+        (fields, forwarded)
     }
-    if host.is_none() && !named.contains(&X_FORWARDED_HOST) {
-        // No Host to set `X-Forwarded-Host` from (HTTP/1.0): the client's stays, as
-        // [`add_forwarded`] leaves it.
-        for value in client.get_all(&X_FORWARDED_HOST) {
-            out.append(X_FORWARDED_HOST, value.clone());
+
+    /// True when the client's field `name` goes upstream.
+    fn keeps(&self, name: &HeaderName) -> bool {
+        if is_forwarded(name) {
+            return self.keep_forwarded_host && name == X_FORWARDED_HOST;
+        }
+        end_to_end(name, &self.named)
+    }
+
+    /// The fields that go upstream, in the client's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + '_ {
+        self.client.iter().filter(|(name, _)| self.keeps(name))
+    }
+
+    /// The first value of `name` that goes upstream.
+    pub fn get(&self, name: &HeaderName) -> Option<&'a HeaderValue> {
+        self.client.get(name).filter(|_| self.keeps(name))
+    }
+
+    /// The fields in a map of their own, with room for `room` more.
+    pub fn to_map(&self, room: usize) -> HeaderMap {
+        let mut out = HeaderMap::with_capacity(self.client.len() + room);
+        for (name, value) in self.iter() {
+            out.append(name.clone(), value.clone());
+        }
+        out
+    }
+}
+
+/// The header fields of an upstream request (no Host; the framing headers are replaced
+/// where the head is written): the client's, untouched, until an edit asks for a map.
+#[derive(Debug)]
+pub struct UpstreamHeaders<'a> {
+    /// The client's fields while no edit was asked for.
+    client: Option<ClientFields<'a>>,
+    /// The fields once `client` is `None`.
+    map: HeaderMap,
+}
+
+impl<'a> UpstreamHeaders<'a> {
+    /// Fields in a map of their own.
+    pub fn from_map(map: HeaderMap) -> UpstreamHeaders<'a> {
+        UpstreamHeaders { client: None, map }
+    }
+
+    /// The client's fields, read in place.
+    pub fn from_client(fields: ClientFields<'a>) -> UpstreamHeaders<'a> {
+        UpstreamHeaders {
+            client: Some(fields),
+            map: HeaderMap::new(),
         }
     }
-    let ip = ip_value(remote);
-    let forwarded = Forwarded {
-        xff: forwarded_for(xff, remote, &ip),
-        real_ip: ip,
-        host: host.cloned(),
-    };
-    (out, forwarded)
+
+    /// Calls `f` with each field, in order.
+    pub fn each(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
+        match &self.client {
+            Some(fields) => fields.iter().for_each(|(n, v)| f(n, v)),
+            None => self.map.iter().for_each(|(n, v)| f(n, v)),
+        }
+    }
+
+    /// How many fields there are at most.
+    pub fn len(&self) -> usize {
+        self.client
+            .as_ref()
+            .map_or(self.map.len(), |c| c.client.len())
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        match &self.client {
+            Some(fields) => fields.get(name),
+            None => self.map.get(name),
+        }
+    }
+
+    /// The fields as a map to edit (the client's are copied into one first).
+    pub fn map_mut(&mut self) -> &mut HeaderMap {
+        if let Some(fields) = self.client.take() {
+            self.map = fields.to_map(FORWARD_ROOM);
+        }
+        &mut self.map
+    }
 }
 
 /// The header names listed in `Connection`.
@@ -375,6 +471,19 @@ mod tests {
         }
     }
 
+    /// The fields of a written request head, as a map (order kept within a name).
+    fn fields_of(head: &[u8]) -> HeaderMap {
+        let mut fields = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut fields);
+        assert!(request.parse(head).unwrap().is_complete());
+        let mut map = HeaderMap::new();
+        for field in request.headers.iter() {
+            let name = HeaderName::from_bytes(field.name.as_bytes()).unwrap();
+            map.append(name, HeaderValue::from_bytes(field.value).unwrap());
+        }
+        map
+    }
+
     /// Heads of a few fields drawn from names that matter here: forwarded, Host,
     /// hop-by-hop, `Connection` naming one of them, and others.
     fn heads() -> impl proptest::strategy::Strategy<Value = Vec<(&'static str, &'static str)>> {
@@ -390,6 +499,7 @@ mod tests {
             "keep-alive",
             "connection",
             "expect",
+            "content-length",
         ]);
         let values = prop::sample::select(vec![
             "10.0.0.1",
@@ -398,6 +508,7 @@ mod tests {
             "x-real-ip",
             "x-forwarded-host, x-other",
             "a.example",
+            "content-length, x-other",
         ]);
         prop::collection::vec((names, values), 0..7)
     }
@@ -414,7 +525,8 @@ mod tests {
             let remote: IpAddr = "192.0.2.1".parse().unwrap();
             let mut by_map = for_upstream(&client, FORWARD_ROOM);
             add_forwarded(&mut by_map, remote, client.get(header::HOST));
-            let (mut apart, forwarded) = for_upstream_forwarded(&client, FORWARD_ROOM, remote);
+            let (fields, forwarded) = ClientFields::new(&client, remote);
+            let mut apart = fields.to_map(FORWARD_ROOM);
             // Only a client's own X-Forwarded-Host may stay, when it sent no Host.
             proptest::prop_assert!(apart
                 .keys()
@@ -425,6 +537,59 @@ mod tests {
             forwarded.insert_into(&mut apart);
             proptest::prop_assert_eq!(apart, by_map);
         }
+
+        /// The head written from the client's own map is the head written from a copy
+        /// of its fields, and carries the fields the map path sets.
+        #[test]
+        fn client_fields_in_place_write_the_head_the_map_paths_write(head in heads()) {
+            use crate::upstream::h1_head::{encode_request, RequestFraming};
+            let mut client = HeaderMap::new();
+            for (name, value) in head {
+                client.append(name, HeaderValue::from_static(value));
+            }
+            let remote: IpAddr = "192.0.2.1".parse().unwrap();
+            let host = HeaderValue::from_static("up.example");
+            let write = |headers: &UpstreamHeaders<'_>, forwarded: Option<&Forwarded>| {
+                let mut buf = bytes::BytesMut::new();
+                let method = http::Method::GET;
+                encode_request(&mut buf, &method, "/", &host, headers, forwarded, RequestFraming::None);
+                buf
+            };
+            let (fields, forwarded) = ClientFields::new(&client, remote);
+            let copy = UpstreamHeaders::from_map(fields.to_map(FORWARD_ROOM));
+            let in_place = UpstreamHeaders::from_client(fields);
+            let written = write(&in_place, Some(&forwarded));
+            proptest::prop_assert_eq!(&written, &write(&copy, Some(&forwarded)));
+            let mut by_map = for_upstream(&client, FORWARD_ROOM);
+            add_forwarded(&mut by_map, remote, client.get(header::HOST));
+            let by_map = UpstreamHeaders::from_map(by_map);
+            proptest::prop_assert_eq!(fields_of(&written), fields_of(&write(&by_map, None)));
+            let length = header::CONTENT_LENGTH;
+            proptest::prop_assert_eq!(in_place.get(&length), by_map.get(&length));
+            proptest::prop_assert_eq!(in_place.get(&length), copy.get(&length));
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_matched_by_text() {
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name), "{name}");
+            assert!(!end_to_end(name, &[]), "{name}");
+        }
+        for name in [
+            "content-type",
+            "host",
+            "expect",
+            "x-connection",
+            "connections",
+            "t",
+        ] {
+            let name = HeaderName::from_static(name);
+            assert!(!is_hop_by_hop(&name), "{name}");
+        }
+        assert!(!end_to_end(&header::EXPECT, &[]));
+        assert!(!end_to_end(&header::ACCEPT, &[header::ACCEPT]));
+        assert!(end_to_end(&header::ACCEPT, &[header::HOST]));
     }
 
     #[test]

@@ -26,7 +26,9 @@ use split_core::snapshot::{CompiledRoute, CompiledUpstream, Rewrites};
 
 use crate::body::{full, ProxyBody};
 use crate::forward::{forward, AttemptError, ForwardError, Outgoing, DEFAULT_TIMEOUT};
-use crate::headers::{add_forwarded, for_upstream_forwarded, is_forwarded, strip_hop_by_hop};
+use crate::headers::{
+    add_forwarded, is_forwarded, strip_hop_by_hop, ClientFields, UpstreamHeaders,
+};
 use crate::proxy::Gateway;
 use crate::record::RequestRecord;
 use crate::reply;
@@ -110,23 +112,43 @@ pub(crate) async fn send(
     let room = crate::headers::FORWARD_ROOM;
     // The forwarded headers go with the head as it is written, unless an edit of this
     // request may touch them: then they are set in the map first, as the edits expect.
+    // When no edit applies at all, the client's fields are read from its own map as the
+    // head is written, instead of copied into one for the upstream.
+    let untouched = !needs_body
+        && key_auth.is_none_or(|k| !k.hide_credentials)
+        && arm.rewrites.iter().all(|r| r.headers.is_empty())
+        && route.plugins.opentelemetry.is_none()
+        && record.trace.is_none();
     let (mut headers, forwarded) = if touches_forwarded(&arm.rewrites, key_auth) {
-        (crate::headers::for_upstream(&parts.headers, room), None)
+        let map = crate::headers::for_upstream(&parts.headers, room);
+        (UpstreamHeaders::from_map(map), None)
     } else {
-        let (headers, forwarded) = for_upstream_forwarded(&parts.headers, room, req.remote);
+        let (fields, forwarded) = ClientFields::new(&parts.headers, req.remote);
+        let headers = if untouched {
+            UpstreamHeaders::from_client(fields)
+        } else {
+            UpstreamHeaders::from_map(fields.to_map(room))
+        };
         (headers, Some(forwarded))
     };
-    let client_uri = crate::secrets::hide_credentials(key_auth, &mut headers, &parts.uri);
+    let client_uri = if untouched {
+        parts.uri.clone()
+    } else {
+        crate::secrets::hide_credentials(key_auth, headers.map_mut(), &parts.uri)
+    };
     let path_and_query = upstream_path(&arm.rewrites, &req.path, &client_uri);
     // Kept in the record (the access log's `upstream_uri`); the request borrows it.
     record.upstream_uri = Some(path_and_query);
     if forwarded.is_none() {
-        add_forwarded(&mut headers, req.remote, parts.headers.get(HOST));
+        add_forwarded(headers.map_mut(), req.remote, parts.headers.get(HOST));
     }
-    if let Err(response) = crate::secrets::apply_headers(&arm.rewrites, &mut headers) {
-        return Err(NotSent::Refused(response));
+    if !untouched {
+        crate::secrets::apply_headers(&arm.rewrites, headers.map_mut())
+            .map_err(NotSent::Refused)?;
     }
-    if let Some(tracer) = &gw.observer.otel {
+    // Only a route with the opentelemetry plugin has a span, whose `traceparent` goes
+    // upstream.
+    if let Some(tracer) = gw.observer.otel.as_ref().filter(|_| !untouched) {
         match &record.trace {
             // A later try of the same request: same span, same parent for the upstream.
             Some(span) => {
@@ -136,7 +158,7 @@ pub(crate) async fn send(
                     span.sampled,
                 );
                 if let Ok(v) = HeaderValue::from_str(&value) {
-                    headers.insert("traceparent", v);
+                    headers.map_mut().insert("traceparent", v);
                 }
             }
             None => {
@@ -144,7 +166,7 @@ pub(crate) async fn send(
                     route,
                     &parts.headers,
                     parts.uri.query(),
-                    &mut headers,
+                    headers.map_mut(),
                     record,
                 );
             }
@@ -171,7 +193,9 @@ pub(crate) async fn send(
                 }
             }
             if needs_body {
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                headers
+                    .map_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             }
             full(bytes)
         }

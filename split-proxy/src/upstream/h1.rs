@@ -20,6 +20,7 @@ use super::h1_head::{
 };
 use super::h1_upload::{Upload, UploadError};
 use crate::body::ProxyBody;
+use crate::headers::UpstreamHeaders;
 
 /// Bytes asked for by one read.
 const READ_SIZE: usize = 32 * 1024;
@@ -188,7 +189,7 @@ pub async fn status_of(
     mut conn: H1Conn,
     request: http::Request<ProxyBody>,
 ) -> Result<http::StatusCode, String> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let host = parts
         .headers
         .get(http::header::HOST)
@@ -200,17 +201,18 @@ pub async fn status_of(
     }
     let framing = request_framing(
         &parts.method,
-        &parts.headers,
+        parts.headers.get(http::header::CONTENT_LENGTH),
         body.is_end_stream(),
         body.size_hint().exact(),
     );
+    let headers = UpstreamHeaders::from_map(std::mem::take(&mut parts.headers));
     let mut head = BytesMut::new();
     encode_request(
         &mut head,
         &parts.method,
         path,
         &host,
-        &parts.headers,
+        &headers,
         None,
         framing,
     );

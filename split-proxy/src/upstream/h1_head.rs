@@ -9,7 +9,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODI
 use http::{Method, StatusCode, Version};
 
 use crate::h1::spans::{self, Split};
-use crate::headers::Forwarded;
+use crate::headers::{Forwarded, UpstreamHeaders};
 
 /// Largest response head accepted (status line and headers).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -28,17 +28,16 @@ pub enum RequestFraming {
 }
 
 /// Picks the framing of a request body: `Content-Length` when its size is known (exact
-/// size hint, else the client's `Content-Length` header), otherwise chunked. An empty
+/// size hint, else the request's `Content-Length` value, `content_length`), otherwise chunked. An empty
 /// body gets `Content-Length: 0` only when the method usually carries one or the client
 /// sent the header.
 pub fn request_framing(
     method: &Method,
-    headers: &HeaderMap,
+    content_length: Option<&HeaderValue>,
     end_stream: bool,
     exact: Option<u64>,
 ) -> RequestFraming {
-    let declared = headers
-        .get(CONTENT_LENGTH)
+    let declared = content_length
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if end_stream || exact == Some(0) {
@@ -70,7 +69,7 @@ pub fn encode_request(
     method: &Method,
     path: &str,
     host: &HeaderValue,
-    headers: &HeaderMap,
+    headers: &UpstreamHeaders<'_>,
     forwarded: Option<&Forwarded>,
     framing: RequestFraming,
 ) {
@@ -81,15 +80,15 @@ pub fn encode_request(
     buf.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     buf.extend_from_slice(host.as_bytes());
     buf.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
+    headers.each(|name, value| {
         if name == HOST || name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
-            continue;
+            return;
         }
         buf.extend_from_slice(name.as_str().as_bytes());
         buf.extend_from_slice(b": ");
         buf.extend_from_slice(value.as_bytes());
         buf.extend_from_slice(b"\r\n");
-    }
+    });
     if let Some(forwarded) = forwarded {
         forwarded.write(buf);
     }
@@ -443,6 +442,8 @@ mod tests {
         headers.insert("x-a", HeaderValue::from_static("1"));
         headers.insert(HOST, HeaderValue::from_static("ignored"));
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("99"));
+        let declared = headers.get(CONTENT_LENGTH).cloned();
+        let headers = UpstreamHeaders::from_map(headers);
         let mut buf = BytesMut::new();
         let host = HeaderValue::from_static("up:8080");
         encode_request(
@@ -462,7 +463,7 @@ mod tests {
         let mut client = HeaderMap::new();
         client.insert(HOST, HeaderValue::from_static("client.example"));
         let (_, forwarded) =
-            crate::headers::for_upstream_forwarded(&client, 0, "192.0.2.9".parse().unwrap());
+            crate::headers::ClientFields::new(&client, "192.0.2.9".parse().unwrap());
         buf.clear();
         encode_request(
             &mut buf,
@@ -479,13 +480,13 @@ mod tests {
                x-real-ip: 192.0.2.9\r\nx-forwarded-proto: http\r\n\
                x-forwarded-host: client.example\r\n\r\n"[..]
         );
-        let get = request_framing(&Method::GET, &HeaderMap::new(), true, Some(0));
+        let get = request_framing(&Method::GET, None, true, Some(0));
         assert_eq!(get, RequestFraming::None);
-        let post = request_framing(&Method::POST, &HeaderMap::new(), true, Some(0));
+        let post = request_framing(&Method::POST, None, true, Some(0));
         assert_eq!(post, RequestFraming::Length(0));
-        let streamed = request_framing(&Method::POST, &HeaderMap::new(), false, None);
+        let streamed = request_framing(&Method::POST, None, false, None);
         assert_eq!(streamed, RequestFraming::Chunked);
-        let declared = request_framing(&Method::POST, &headers, false, None);
+        let declared = request_framing(&Method::POST, declared.as_ref(), false, None);
         assert_eq!(declared, RequestFraming::Length(99));
         assert!(valid_target("/a?b=%20"));
         assert!(!valid_target("/a b") && !valid_target("/a\r\n") && !valid_target(""));
