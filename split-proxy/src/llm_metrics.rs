@@ -104,8 +104,8 @@ impl LlmMetrics {
     pub fn finish(&self, r: &RequestRecord) {
         let route = r.route_id().unwrap_or_default();
         let arm = r.arm.as_deref().unwrap_or_default();
-        let handle = |cache: &HandleCache<Labels<2>, Histogram>, family: &Histograms| {
-            cache.get(
+        let observe = |cache: &HandleCache<Labels<2>, Histogram>, family: &Histograms, value| {
+            cache.with(
                 &(route, arm),
                 |k| k.matches([route, arm]),
                 || {
@@ -116,13 +116,14 @@ impl LlmMetrics {
                     let histogram = family.get_or_create(&labels).clone();
                     (Labels::new([route, arm]), histogram)
                 },
+                |histogram| histogram.observe(value),
             )
         };
         if let Some(ttft) = r.ttft {
-            handle(&self.ttft_cache, &self.ttft).observe(ttft.as_secs_f64());
+            observe(&self.ttft_cache, &self.ttft, ttft.as_secs_f64());
         }
         if let Some(tps) = tokens_per_second(r) {
-            handle(&self.tps_cache, &self.tokens_per_second).observe(tps);
+            observe(&self.tps_cache, &self.tokens_per_second, tps);
         }
     }
 

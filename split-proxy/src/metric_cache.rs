@@ -34,21 +34,24 @@ impl<K, V> Default for HandleCache<K, V> {
     }
 }
 
-impl<K, V: Clone> HandleCache<K, V> {
-    /// The handle for the labels `view`, created with `make` (owned key and handle) the
-    /// first time. `matches` compares a stored key with `view`.
-    pub fn get<Q: Hash>(
+impl<K, V> HandleCache<K, V> {
+    /// Calls `use_handle` with the handle for the labels `view`, created with `make`
+    /// (owned key and handle) the first time, and returns what it returns. `matches`
+    /// compares a stored key with `view`. The handle is lent, not cloned: a clone and its
+    /// drop are two atomic reference-count updates per metric and request.
+    pub fn with<Q: Hash, R>(
         &self,
         view: &Q,
         matches: impl Fn(&K) -> bool,
         make: impl FnOnce() -> (K, V),
-    ) -> V {
+        use_handle: impl FnOnce(&V) -> R,
+    ) -> R {
         let hash = hash_of(view);
         {
             let map = self.map.read().unwrap_or_else(|p| p.into_inner());
             if let Some(bucket) = map.get(&hash) {
                 if let Some((_, v)) = bucket.iter().find(|(k, _)| matches(k)) {
-                    return v.clone();
+                    return use_handle(v);
                 }
             }
         }
@@ -57,11 +60,11 @@ impl<K, V: Clone> HandleCache<K, V> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let bucket = map.entry(hash).or_default();
         if let Some((_, v)) = bucket.iter().find(|(k, _)| matches(k)) {
-            return v.clone();
+            return use_handle(v);
         }
-        let (key, value) = make();
-        bucket.push((key, value.clone()));
-        value
+        bucket.push(make());
+        let (_, v) = &bucket[bucket.len() - 1];
+        use_handle(v)
     }
 
     /// Number of label combinations cached.
@@ -156,18 +159,24 @@ mod tests {
         let mut made = 0;
         for (name, code) in [("a", 1), ("a", 1), ("b", 1), ("a", 2), ("b", 1)] {
             let view = View(name, code);
-            cache.get(
+            cache.with(
                 &view,
                 |k| k.0 == name && k.1 == code,
                 || {
                     made += 1;
                     ((name.to_owned(), code), made)
                 },
+                |_| (),
             );
         }
         assert_eq!(made, 3);
         assert_eq!(cache.len(), 3);
-        let again = cache.get(&View("a", 2), |k| k.0 == "a" && k.1 == 2, || unreachable!());
+        let again = cache.with(
+            &View("a", 2),
+            |k| k.0 == "a" && k.1 == 2,
+            || unreachable!(),
+            |v| *v,
+        );
         assert_eq!(again, 3);
     }
 
@@ -177,9 +186,12 @@ mod tests {
         #[derive(Hash)]
         struct Same;
         let cache: HandleCache<&'static str, u8> = HandleCache::default();
-        assert_eq!(cache.get(&Same, |k| *k == "x", || ("x", 1)), 1);
-        assert_eq!(cache.get(&Same, |k| *k == "y", || ("y", 2)), 2);
-        assert_eq!(cache.get(&Same, |k| *k == "x", || ("x", 9)), 1);
+        let get = |name: &'static str, made: u8| {
+            cache.with(&Same, |k| *k == name, || (name, made), |v| *v)
+        };
+        assert_eq!(get("x", 1), 1);
+        assert_eq!(get("y", 2), 2);
+        assert_eq!(get("x", 9), 1);
         assert_eq!(cache.len(), 2);
     }
 

@@ -109,7 +109,7 @@ pub struct Metrics {
     pub llm: crate::llm_metrics::LlmMetrics,
     /// By rule and (route, arm).
     arm_cache: HandleCache<(usize, Labels<2>), Counter>,
-    request_cache: HandleCache<OwnedRequestKey, Arc<RequestSeries>>,
+    request_cache: HandleCache<OwnedRequestKey, RequestSeries>,
     /// By type and (route, arm, consumer, model).
     token_cache: HandleCache<(&'static str, Labels<4>), Counter>,
     config_sync_ok: Gauge,
@@ -296,7 +296,7 @@ impl Metrics {
 
     /// Counts one request routed to `arm` of `rule` on `route`.
     pub fn arm_request(&self, route: &str, rule: usize, arm: &str) {
-        let counter = self.arm_cache.get(
+        self.arm_cache.with(
             &(route, rule, arm),
             |k| k.0 == rule && k.1.matches([route, arm]),
             || {
@@ -308,8 +308,8 @@ impl Metrics {
                 let counter = self.arm_requests.get_or_create(&labels).clone();
                 ((rule, Labels::new([route, arm])), counter)
             },
+            |counter| counter.inc(),
         );
-        counter.inc();
     }
 
     /// Counts one request moved from arm `from` to arm `to` of `rule` for `reason`.
@@ -369,7 +369,7 @@ impl Metrics {
             if let Some(count) = count {
                 let arm = r.arm.as_deref().unwrap_or_default();
                 let model = r.model.as_deref().unwrap_or_default();
-                let counter = self.token_cache.get(
+                self.token_cache.with(
                     &(kind, route, arm, consumer, model),
                     |k| k.0 == kind && k.1.matches([route, arm, consumer, model]),
                     || {
@@ -383,8 +383,8 @@ impl Metrics {
                         let counter = self.llm_tokens.get_or_create(&labels).clone();
                         ((kind, Labels::new([route, arm, consumer, model])), counter)
                     },
+                    |counter| counter.inc_by(count),
                 );
-                counter.inc_by(count);
             }
         }
         self.llm.finish(r);
@@ -401,16 +401,16 @@ impl Metrics {
             consumer: r.consumer.as_deref().unwrap_or_default(),
             node: r.upstream_addr.map(|a| a.ip()),
         };
-        let series = self.request_cache.get(
+        self.request_cache.with(
             &key,
             |k| k.matches(&key),
-            || {
-                (
-                    OwnedRequestKey::new(&key),
-                    Arc::new(self.request_series(&key)),
-                )
-            },
+            || (OwnedRequestKey::new(&key), self.request_series(&key)),
+            |series| self.observe_request(series, r),
         );
+    }
+
+    /// Counts one request `r` in its series.
+    fn observe_request(&self, series: &RequestSeries, r: &RequestRecord) {
         series.status.inc();
         let total = millis(r.request_time);
         series.request.observe(total);
