@@ -191,6 +191,30 @@ fn heads_are_title_case_with_the_reason() {
     assert_eq!(out, b"HTTP/1.1 599 \r\n\r\n");
 }
 
+#[test]
+fn listed_names_are_the_title_case_of_the_name() {
+    for name in [
+        "date",
+        "server",
+        "connection",
+        "content-type",
+        "cache-control",
+        "content-length",
+        "x-request-id",
+        "transfer-encoding",
+    ] {
+        let mut cased = name.as_bytes().to_vec();
+        title_case(&mut cased);
+        assert_eq!(
+            title_cased(name).map(str::as_bytes),
+            Some(&cased[..]),
+            "{name}"
+        );
+    }
+    assert_eq!(title_cased("content-types"), None);
+    assert_eq!(title_cased("x-other"), None);
+}
+
 /// [`plan`] as it was written with one lookup per name: the reference the one-pass
 /// version must agree with.
 fn plan_by_lookups(
