@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST};
+use http::header::{HeaderMap, CONTENT_LENGTH, HOST};
 use http::{Method, Request, Response, Uri, Version};
 use http_body::Body;
 use split_core::config::upstream::{KeepalivePool, Node, Scheme, Timeout, Upstream};
@@ -20,7 +20,7 @@ use crate::upload::{Progress, ProgressBody};
 use crate::upstream::connect::ConnectError;
 use crate::upstream::h1::{Exchange, H1Conn};
 use crate::upstream::h1_body::{H1Body, Reuse};
-use crate::upstream::h1_head::{encode_request, request_framing, valid_target};
+use crate::upstream::h1_head::{encode_request, request_framing, valid_host, valid_target};
 use crate::upstream::h1_upload::Upload;
 use crate::upstream::pool::{Pool, PoolKey, Sender};
 
@@ -43,9 +43,9 @@ pub struct Outgoing<'a> {
     /// The forwarded headers when they are not in `headers`: written with the head.
     pub forwarded: Option<Forwarded>,
     /// Host set by a rewrite; wins over `pass_host`.
-    pub host_override: Option<String>,
+    pub host_override: Option<&'a str>,
     /// The client's Host header as received (for `pass_host: pass`).
-    pub client_host: Option<String>,
+    pub client_host: Option<&'a str>,
     /// Body.
     pub body: ProxyBody,
     /// The body is in memory: it may be sent again when a reused connection turns out
@@ -103,7 +103,7 @@ pub async fn forward(
     // `upload` was made just before this call: its origin is when forwarding started.
     let started = upload.origin();
     let client_body = std::mem::replace(&mut out.body, crate::body::empty());
-    let (host_override, client_host) = (out.host_override.take(), out.client_host.take());
+    let (host_override, client_host) = (out.host_override, out.client_host);
     let mut body = Some(stream(ProgressBody::new(client_body, Arc::clone(&upload))));
     let mut last: Option<(bool, String)> = None;
     // Walked in place (no vector of them per request).
@@ -135,9 +135,9 @@ pub async fn forward(
             tls: upstream.scheme == Scheme::Https,
         };
         let node_name = || format!("{}:{}", node.host, node.port);
-        let host: &str = match &host_override {
+        let host: &str = match host_override {
             Some(host) => host,
-            None => up.host_header(index, client_host.as_deref()),
+            None => up.host_header(index, client_host),
         };
         // A pooled connection may have been closed by the peer in the meantime; then the
         // request comes back unsent and is tried once more on a fresh connection.
@@ -316,8 +316,9 @@ async fn send_h1(
     timeouts: &Timeout,
     upload: &Progress,
 ) -> Result<Sent, String> {
-    let host = HeaderValue::from_str(target.host)
-        .map_err(|_| format!("invalid upstream host '{}'", target.host))?;
+    if !valid_host(target.host) {
+        return Err(format!("invalid upstream host '{}'", target.host));
+    }
     if !valid_target(target.path) {
         return Err(format!("invalid upstream uri '{}'", target.path));
     }
@@ -332,7 +333,7 @@ async fn send_h1(
         &mut head,
         target.method,
         target.path,
-        &host,
+        target.host.as_bytes(),
         target.headers,
         target.forwarded,
         framing,

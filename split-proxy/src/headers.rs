@@ -548,11 +548,11 @@ mod tests {
                 client.append(name, HeaderValue::from_static(value));
             }
             let remote: IpAddr = "192.0.2.1".parse().unwrap();
-            let host = HeaderValue::from_static("up.example");
+            let host = b"up.example";
             let write = |headers: &UpstreamHeaders<'_>, forwarded: Option<&Forwarded>| {
                 let mut buf = bytes::BytesMut::new();
                 let method = http::Method::GET;
-                encode_request(&mut buf, &method, "/", &host, headers, forwarded, RequestFraming::None);
+                encode_request(&mut buf, &method, "/", host, headers, forwarded, RequestFraming::None);
                 buf
             };
             let (fields, forwarded) = ClientFields::new(&client, remote);

@@ -131,12 +131,14 @@ pub(crate) async fn send(
         };
         (headers, Some(forwarded))
     };
+    let hidden;
     let client_uri = if untouched {
-        parts.uri.clone()
+        &parts.uri
     } else {
-        crate::secrets::hide_credentials(key_auth, headers.map_mut(), &parts.uri)
+        hidden = crate::secrets::hide_credentials(key_auth, headers.map_mut(), &parts.uri);
+        &hidden
     };
-    let path_and_query = upstream_path(&arm.rewrites, &req.path, &client_uri);
+    let path_and_query = upstream_path(&arm.rewrites, &req.path, client_uri);
     // Kept in the record (the access log's `upstream_uri`); the request borrows it.
     record.upstream_uri = Some(path_and_query);
     if forwarded.is_none() {
@@ -172,7 +174,7 @@ pub(crate) async fn send(
             }
         }
     }
-    let host_override = arm.rewrites.iter().rev().find_map(|r| r.host.clone());
+    let host_override = arm.rewrites.iter().rev().find_map(|r| r.host.as_deref());
     let in_memory = matches!(body, Upload::Bytes(_));
     let upload_body = match body {
         Upload::Stream(body) => body,
@@ -212,7 +214,7 @@ pub(crate) async fn send(
         headers,
         forwarded,
         host_override,
-        client_host: req.host_header.clone(),
+        client_host: req.host_header.as_deref(),
         body: upload_body,
         in_memory,
     };

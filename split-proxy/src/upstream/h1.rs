@@ -211,7 +211,7 @@ pub async fn status_of(
         &mut head,
         &parts.method,
         path,
-        &host,
+        host.as_bytes(),
         &headers,
         None,
         framing,

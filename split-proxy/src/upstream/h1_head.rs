@@ -55,6 +55,12 @@ pub fn request_framing(
     }
 }
 
+/// True when `host` can be a `Host` value as is: the bytes `HeaderValue::from_str`
+/// accepts (tab, and 32 to 255 but DEL), checked without building the value.
+pub fn valid_host(host: &str) -> bool {
+    host.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t')
+}
+
 /// True when `path` can go on a request line as is (visible ASCII, no spaces).
 pub fn valid_target(path: &str) -> bool {
     !path.is_empty() && path.bytes().all(|b| (0x21..=0x7e).contains(&b))
@@ -63,12 +69,12 @@ pub fn valid_target(path: &str) -> bool {
 /// Appends the request head to `buf`: request line, `Host`, the headers (except any
 /// `Host`, `Content-Length` and `Transfer-Encoding` in `headers`, replaced by `framing`),
 /// the `forwarded` headers, blank line. `path` must pass [`valid_target`] and `host` be a
-/// valid header value.
+/// valid header value ([`valid_host`]).
 pub fn encode_request(
     buf: &mut BytesMut,
     method: &Method,
     path: &str,
-    host: &HeaderValue,
+    host: &[u8],
     headers: &UpstreamHeaders<'_>,
     forwarded: Option<&Forwarded>,
     framing: RequestFraming,
@@ -78,7 +84,7 @@ pub fn encode_request(
     buf.extend_from_slice(b" ");
     buf.extend_from_slice(path.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    buf.extend_from_slice(host.as_bytes());
+    buf.extend_from_slice(host);
     buf.extend_from_slice(b"\r\n");
     headers.each(|name, value| {
         if name == HOST || name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
@@ -445,12 +451,12 @@ mod tests {
         let declared = headers.get(CONTENT_LENGTH).cloned();
         let headers = UpstreamHeaders::from_map(headers);
         let mut buf = BytesMut::new();
-        let host = HeaderValue::from_static("up:8080");
+        let host = b"up:8080";
         encode_request(
             &mut buf,
             &Method::POST,
             "/v1?q=1",
-            &host,
+            host,
             &headers,
             None,
             RequestFraming::Length(3),
@@ -469,7 +475,7 @@ mod tests {
             &mut buf,
             &Method::GET,
             "/",
-            &host,
+            host,
             &headers,
             Some(&forwarded),
             RequestFraming::None,
@@ -493,6 +499,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_valid_host_is_a_valid_header_value(host in ".{0,12}", byte in any::<u8>()) {
+            let with_byte = format!("{host}{}", char::from(byte));
+            for host in [host.as_str(), with_byte.as_str()] {
+                prop_assert_eq!(valid_host(host), HeaderValue::from_str(host).is_ok(), "{:?}", host);
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_with(&bytes, &Method::GET);
