@@ -124,13 +124,20 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     // heads carry none but Content-Length, and looking up an absent name still costs a
     // hash and a probe.
     let mut seen = Seen::default();
-    for [name, value] in fields_at.iter().take(count).copied() {
-        let name = head.name(name).ok_or(HeadError::Malformed)?;
-        let value = head.value(value).ok_or(HeadError::Malformed)?;
+    // Where the only Content-Length field's value is, when there is one: read from the
+    // head's bytes rather than looked up again.
+    let mut length_at = None;
+    for [name_at, value_at] in fields_at.iter().take(count).copied() {
+        let name = head.name(name_at).ok_or(HeadError::Malformed)?;
+        let value = head.value(value_at).ok_or(HeadError::Malformed)?;
+        if name == CONTENT_LENGTH {
+            length_at = (!seen.content_length).then_some(value_at);
+        }
         seen.note(&name);
         headers.append(name, value);
     }
-    let framing = framing(version, &headers, seen)?;
+    let length_field = length_at.and_then(|at| head.raw(at));
+    let framing = framing(version, &headers, seen, length_field)?;
     let keep_alive = keep_alive(version, &headers, seen.connection);
     let expect_continue = version == Version::HTTP_11
         && framing != Framing::Empty
@@ -200,12 +207,25 @@ fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item =
     headers
         .get_all(name)
         .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .flat_map(|v| value_tokens(v.as_bytes()))
+}
+
+/// Comma-separated tokens of one field value, trimmed.
+fn value_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
 }
 
-fn framing(version: Version, headers: &HeaderMap, seen: Seen) -> Result<Framing, HeadError> {
+/// The body framing; `length_field` is the value of the head's only Content-Length
+/// field, if it has exactly one (else its values are looked up).
+fn framing(
+    version: Version,
+    headers: &HeaderMap,
+    seen: Seen,
+    length_field: Option<&[u8]>,
+) -> Result<Framing, HeadError> {
     if seen.transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(HeadError::Framing(
@@ -229,12 +249,17 @@ fn framing(version: Version, headers: &HeaderMap, seen: Seen) -> Result<Framing,
         return Ok(Framing::Empty);
     }
     let mut length = None;
-    for token in tokens(headers, &CONTENT_LENGTH) {
+    let mut check = |token: &[u8]| {
         let n = parse_length(token).ok_or(HeadError::Framing("invalid Content-Length"))?;
         if length.is_some_and(|l| l != n) {
             return Err(HeadError::Framing("conflicting Content-Length values"));
         }
         length = Some(n);
+        Ok(())
+    };
+    match length_field {
+        Some(value) => value_tokens(value).try_for_each(&mut check)?,
+        None => tokens(headers, &CONTENT_LENGTH).try_for_each(&mut check)?,
     }
     Ok(match length {
         None | Some(0) => Framing::Empty,

@@ -61,12 +61,23 @@ fn body_framing() {
         framing("Content-Length: 7, 7\r\nContent-Length: 7\r\n"),
         Ok(Some(Framing::Length(7)))
     );
+    // One field (read from the head's bytes) and several (looked up) alike.
+    assert_eq!(
+        framing("Content-Length: 7 , 7,\r\n"),
+        Ok(Some(Framing::Length(7)))
+    );
+    assert_eq!(
+        framing("X-A: 1\r\nContent-Length: 3\r\nX-B: 2\r\n"),
+        Ok(Some(Framing::Length(3)))
+    );
     assert_eq!(
         framing("Transfer-Encoding: Chunked\r\n"),
         Ok(Some(Framing::Chunked))
     );
     for bad in [
         "Content-Length: 7\r\nContent-Length: 8\r\n",
+        "Content-Length: 7, 8\r\n",
+        "Content-Length: 7\r\nContent-Length: 7, 8\r\n",
         "Content-Length: -1\r\n",
         "Content-Length: +7\r\n",
         "Content-Length: 99999999999999999999\r\n",

@@ -230,6 +230,9 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
     // Noted while building the map: looking up an absent name still costs a hash and a
     // probe, and most answers carry neither field.
     let (mut connection, mut transfer_encoding) = (false, false);
+    // Where the only Content-Length field's value is, if there is exactly one (and
+    // `None` again at a second).
+    let (mut length_at, mut lengths) = (None, 0);
     for [name_at, value_at] in fields_at.iter().take(count).copied() {
         let name = head.name(name_at).ok_or_else(|| {
             let raw = head.raw(name_at).unwrap_or_default();
@@ -240,10 +243,15 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
             .ok_or_else(|| HeadError::Invalid(format!("value of header '{name}'")))?;
         connection |= name == http::header::CONNECTION;
         transfer_encoding |= name == TRANSFER_ENCODING;
+        if name == CONTENT_LENGTH {
+            lengths += 1;
+            length_at = (lengths == 1).then_some(value_at);
+        }
         headers.append(name, value);
     }
     let keep_alive = keep_alive(version, &headers, connection);
-    let framing = body_framing(method, status, &headers, transfer_encoding)?;
+    let length_field = length_at.and_then(|at| head.raw(at));
+    let framing = body_framing(method, status, &headers, transfer_encoding, length_field)?;
     let keep_alive = keep_alive && framing != BodyFraming::Close;
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = status;
@@ -275,12 +283,15 @@ fn keep_alive(version: Version, headers: &HeaderMap, connection: bool) -> bool {
     !close && (version == Version::HTTP_11 || keep)
 }
 
-/// The body framing of a response (RFC 9112 §6.3).
+/// The body framing of a response (RFC 9112 §6.3). `length_field` is the value of the
+/// head's only Content-Length field, if it has exactly one (else its values are looked
+/// up).
 fn body_framing(
     method: &Method,
     status: StatusCode,
     headers: &HeaderMap,
     transfer_encoding: bool,
+    length_field: Option<&[u8]>,
 ) -> Result<BodyFraming, HeadError> {
     if *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -304,8 +315,11 @@ fn body_framing(
         });
     }
     let mut length: Option<u64> = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.to_str().unwrap_or("x").split(',') {
+    let mut add = |value: &[u8]| {
+        // What `HeaderValue::to_str` accepts (visible ASCII and tab), else invalid.
+        let visible = value.iter().all(|&b| (32..127).contains(&b) || b == b'\t');
+        let text = std::str::from_utf8(value).ok().filter(|_| visible);
+        for part in text.unwrap_or("x").split(',') {
             let part = part.trim();
             let n = if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
                 part.parse::<u64>().ok()
@@ -319,6 +333,15 @@ fn body_framing(
                 ));
             }
             length = Some(n);
+        }
+        Ok(())
+    };
+    match length_field {
+        Some(value) => add(value)?,
+        None => {
+            for value in headers.get_all(CONTENT_LENGTH) {
+                add(value.as_bytes())?;
+            }
         }
     }
     Ok(match length {
@@ -405,6 +428,21 @@ mod tests {
         assert!(matches!(conflict, Err(HeadError::Invalid(m)) if m.contains("conflicting")));
         assert!(parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").is_err());
         assert!(parse("HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n").is_err());
+        // The only field (read from the head's bytes) as strictly as several (looked up):
+        // a list must agree, and only what `HeaderValue::to_str` accepts is read (no
+        // Unicode space trimmed off a number).
+        let listed = parse("HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n");
+        assert!(matches!(listed, Err(HeadError::Invalid(m)) if m.contains("conflicting")));
+        for fields in [
+            "Content-Length: 5\u{a0}",
+            "X: y\r\nContent-Length: 5\r\nContent-Length: 5\u{a0}",
+        ] {
+            let text = format!("HTTP/1.1 200 OK\r\n{fields}\r\n\r\n");
+            assert!(
+                matches!(parse(&text), Err(HeadError::Invalid(_))),
+                "{fields:?}"
+            );
+        }
         assert!(parse("SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(parse("HTTP/1.1 101 Switching\r\n\r\n").is_err());
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
