@@ -484,6 +484,15 @@ mod tests {
         map
     }
 
+    /// A client's header map of `fields`, in order.
+    fn map_of(fields: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for &(name, value) in fields {
+            map.append(name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
     /// Heads of a few fields drawn from names that matter here: forwarded, Host,
     /// hop-by-hop, `Connection` naming one of them, and others.
     fn heads() -> impl proptest::strategy::Strategy<Value = Vec<(&'static str, &'static str)>> {
@@ -518,10 +527,7 @@ mod tests {
         /// the map path gives.
         #[test]
         fn forwarded_headers_written_apart_are_the_ones_set_in_the_map(head in heads()) {
-            let mut client = HeaderMap::new();
-            for (name, value) in head {
-                client.append(name, HeaderValue::from_static(value));
-            }
+            let client = map_of(&head);
             let remote: IpAddr = "192.0.2.1".parse().unwrap();
             let mut by_map = for_upstream(&client, FORWARD_ROOM);
             add_forwarded(&mut by_map, remote, client.get(header::HOST));
@@ -543,10 +549,7 @@ mod tests {
         #[test]
         fn client_fields_in_place_write_the_head_the_map_paths_write(head in heads()) {
             use crate::upstream::h1_head::{encode_request, RequestFraming};
-            let mut client = HeaderMap::new();
-            for (name, value) in head {
-                client.append(name, HeaderValue::from_static(value));
-            }
+            let client = map_of(&head);
             let remote: IpAddr = "192.0.2.1".parse().unwrap();
             let host = b"up.example";
             let write = |headers: &UpstreamHeaders<'_>, forwarded: Option<&Forwarded>| {
