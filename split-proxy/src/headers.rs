@@ -126,6 +126,14 @@ pub fn is_forwarded(name: &HeaderName) -> bool {
     name.as_str().starts_with("x-") && FORWARDED.contains(name)
 }
 
+/// Appends one head line, `name: value\r\n` (the name as the map holds it, lower case).
+pub fn write_field(buf: &mut bytes::BytesMut, name: &HeaderName, value: &HeaderValue) {
+    buf.extend_from_slice(name.as_str().as_bytes());
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value.as_bytes());
+    buf.extend_from_slice(b"\r\n");
+}
+
 /// The forwarded headers of one request, written where the head is serialised instead
 /// of inserted into its map: four inserts of custom names (a hash and a probe each) cost
 /// more than the rest of the upstream head. [`add_forwarded`]'s values, the same rules.
@@ -160,13 +168,10 @@ impl Forwarded {
             .sum()
     }
 
-    /// Appends the fields as head lines (`name: value\r\n`).
+    /// Appends the fields as head lines ([`write_field`]).
     pub fn write(&self, buf: &mut bytes::BytesMut) {
         for (name, value) in self.fields() {
-            buf.extend_from_slice(name.as_str().as_bytes());
-            buf.extend_from_slice(b": ");
-            buf.extend_from_slice(value.as_bytes());
-            buf.extend_from_slice(b"\r\n");
+            write_field(buf, name, value);
         }
     }
 

@@ -9,7 +9,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODI
 use http::{Method, StatusCode, Version};
 
 use crate::h1::spans::{self, Split};
-use crate::headers::{Forwarded, UpstreamHeaders};
+use crate::headers::{write_field, Forwarded, UpstreamHeaders};
 
 /// Largest response head accepted (status line and headers).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -87,13 +87,9 @@ pub fn encode_request(
     buf.extend_from_slice(host);
     buf.extend_from_slice(b"\r\n");
     headers.each(|name, value| {
-        if name == HOST || name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
-            return;
+        if name != HOST && name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
+            write_field(buf, name, value);
         }
-        buf.extend_from_slice(name.as_str().as_bytes());
-        buf.extend_from_slice(b": ");
-        buf.extend_from_slice(value.as_bytes());
-        buf.extend_from_slice(b"\r\n");
     });
     if let Some(forwarded) = forwarded {
         forwarded.write(buf);
