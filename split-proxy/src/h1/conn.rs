@@ -48,6 +48,9 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(1);
 const BODY_RETURN_TIME: Duration = Duration::from_secs(1);
 /// After an error answer: how long and how much the client's bytes are still read, so
 /// the close does not reset the connection before the client read the answer.
+/// Largest response-head buffer a connection keeps between answers (a larger one is
+/// freed after its answer, so an idle connection holds little).
+const HEAD_BUF_KEEP: usize = 4 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_MAX: usize = 1024 * 1024;
 
@@ -76,6 +79,8 @@ struct Conn {
     head_timer: Option<Pin<Box<Sleep>>>,
     /// Completes when shutdown is signalled (watches a clone of `stop`).
     stop_signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Where the heads of the answers are encoded, reused from one to the next.
+    head_buf: Vec<u8>,
 }
 
 /// A future that completes once `stop` changes (or its sender is gone).
@@ -108,6 +113,7 @@ pub async fn serve(
         stopping: false,
         head_timer: None,
         stop_signal: None,
+        head_buf: Vec::new(),
     };
     let mut first = true;
     loop {
@@ -289,9 +295,14 @@ impl Conn {
             .extensions
             .get::<hyper::ext::ReasonPhrase>()
             .map(|r| r.as_bytes());
-        let head = response::encode(parts.status, reason, &parts.headers);
+        response::encode_into(&mut self.head_buf, parts.status, reason, &parts.headers);
         drop(parts);
-        match write::response(&mut self.writer, prefix, head, body, plan.body).await {
+        let written =
+            write::response(&mut self.writer, prefix, &self.head_buf, body, plan.body).await;
+        if self.head_buf.capacity() > HEAD_BUF_KEEP {
+            self.head_buf = Vec::new();
+        }
+        match written {
             Ok(()) => {}
             Err(WriteError::Io(e)) => {
                 tracing::debug!(peer = %self.peer, error = %e, "client connection failed while writing the response");

@@ -23,7 +23,8 @@ impl Drop for DropFlag {
 }
 
 /// `/echo` answers `<method> <uri> <body>`; `/ignore` answers without reading the body;
-/// `/stream` streams three frames; `/slow` never answers (sets `cancelled` when dropped).
+/// `/stream` streams three frames; `/slow` never answers (sets `cancelled` when dropped);
+/// `/big` answers with a 6,000-byte header field.
 fn handler(cancelled: Arc<AtomicBool>) -> Handler {
     Arc::new(move |req: Request<RequestBody>, _peer| {
         let cancelled = Arc::clone(&cancelled);
@@ -31,6 +32,12 @@ fn handler(cancelled: Arc<AtomicBool>) -> Handler {
             let (parts, body) = req.into_parts();
             match parts.uri.path() {
                 "/ignore" => Response::new(full("ignored")),
+                "/big" => {
+                    let mut r = Response::new(full("big"));
+                    let value = http::HeaderValue::from_str(&"b".repeat(6000)).unwrap();
+                    r.headers_mut().insert("x-big", value);
+                    r
+                }
                 "/stream" => {
                     let frames = futures_util::stream::iter(["one", "two", "three"].map(|s| {
                         Ok::<_, crate::body::BoxError>(http_body::Frame::data(Bytes::from(s)))
@@ -168,6 +175,35 @@ async fn pipelined_requests_are_answered_in_order() {
             assert!(a.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", a.head);
             assert_eq!(String::from_utf8(a.body).unwrap(), expected);
             assert!(a.head.contains("\r\nDate: "), "{}", a.head);
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn heads_of_any_size_follow_each_other_on_one_connection() {
+    // The head buffer is reused between answers and dropped after one above its keep
+    // limit: no answer may carry bytes of the one before.
+    within(async {
+        let s = server().await;
+        let mut c = connect(&s).await;
+        for path in ["/echo?1", "/big", "/echo?2", "/big", "/big", "/echo?3"] {
+            c.get_mut()
+                .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let a = read_answer(&mut c, false).await;
+            assert!(a.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", a.head);
+            assert_eq!(a.head.matches("HTTP/1.1").count(), 1, "{}", a.head);
+            let big = a.header("x-big");
+            if path == "/big" {
+                assert_eq!(big.as_deref(), Some("b".repeat(6000).as_str()));
+                assert_eq!(a.body, b"big");
+            } else {
+                assert_eq!(big, None, "{}", a.head);
+                assert_eq!(String::from_utf8(a.body).unwrap(), format!("GET {path} "));
+            }
         }
     })
     .await

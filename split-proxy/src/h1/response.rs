@@ -126,6 +126,19 @@ pub fn plan(status: StatusCode, headers: &mut HeaderMap, hint: &SizeHint, cx: Co
 /// The head's bytes: status line (always HTTP/1.1, with `reason` or the canonical
 /// phrase) and every field with its name in title case.
 pub fn encode(status: StatusCode, reason: Option<&[u8]>, headers: &HeaderMap) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, status, reason, headers);
+    out
+}
+
+/// [`encode`] into `out` (cleared first): a connection keeps one buffer for the heads
+/// of its answers instead of allocating one per answer.
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    reason: Option<&[u8]>,
+    headers: &HeaderMap,
+) {
     let reason = reason.unwrap_or_else(|| status.canonical_reason().unwrap_or("").as_bytes());
     // "HTTP/1.1 ", the status, a space, the reason, CRLF; each field; the final CRLF.
     let size = 17
@@ -134,7 +147,8 @@ pub fn encode(status: StatusCode, reason: Option<&[u8]>, headers: &HeaderMap) ->
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 4)
             .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
+    out.clear();
+    out.reserve(size);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -154,7 +168,6 @@ pub fn encode(status: StatusCode, reason: Option<&[u8]>, headers: &HeaderMap) ->
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// The title case of the names most responses carry, copied whole instead of cased a

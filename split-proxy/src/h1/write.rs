@@ -47,13 +47,13 @@ pub async fn write_all<W: AsyncWrite + Unpin>(
 pub async fn response<W: AsyncWrite + Unpin>(
     w: &mut W,
     prefix: &[u8],
-    head: Vec<u8>,
+    head: &[u8],
     mut body: ProxyBody,
     plan: BodyPlan,
 ) -> Result<(), WriteError> {
     if plan == BodyPlan::None {
         drop(body);
-        return write_all(w, &mut [IoSlice::new(prefix), IoSlice::new(&head)])
+        return write_all(w, &mut [IoSlice::new(prefix), IoSlice::new(head)])
             .await
             .map_err(WriteError::Io);
     }
@@ -69,7 +69,7 @@ pub async fn response<W: AsyncWrite + Unpin>(
             Some(frame) => frame,
             None => {
                 if let Some((prefix, bytes)) = head.take() {
-                    write_all(w, &mut [IoSlice::new(prefix), IoSlice::new(&bytes)])
+                    write_all(w, &mut [IoSlice::new(prefix), IoSlice::new(bytes)])
                         .await
                         .map_err(WriteError::Io)?;
                 }
@@ -85,7 +85,7 @@ pub async fn response<W: AsyncWrite + Unpin>(
                 _ => continue,
             },
         };
-        let (prefix, head_bytes) = head.take().unwrap_or((&[], Vec::new()));
+        let (prefix, head_bytes) = head.take().unwrap_or((&[], &[]));
         let end = body.is_end_stream();
         let mut too_long = false;
         let data = match plan {
@@ -115,7 +115,7 @@ pub async fn response<W: AsyncWrite + Unpin>(
             w,
             &mut [
                 IoSlice::new(prefix),
-                IoSlice::new(&head_bytes),
+                IoSlice::new(head_bytes),
                 IoSlice::new(line),
                 IoSlice::new(&data),
                 IoSlice::new(tail),
@@ -139,11 +139,11 @@ pub async fn response<W: AsyncWrite + Unpin>(
 /// The body ended: the last chunk, or a check that the length was met.
 async fn finish<W: AsyncWrite + Unpin>(
     w: &mut W,
-    head: Option<(&[u8], Vec<u8>)>,
+    head: Option<(&[u8], &[u8])>,
     plan: BodyPlan,
     sent: u64,
 ) -> Result<(), WriteError> {
-    let (prefix, head) = head.unwrap_or((&[], Vec::new()));
+    let (prefix, head) = head.unwrap_or((&[], &[]));
     let tail: &[u8] = if plan == BodyPlan::Chunked {
         LAST_CHUNK
     } else {
@@ -151,11 +151,7 @@ async fn finish<W: AsyncWrite + Unpin>(
     };
     write_all(
         w,
-        &mut [
-            IoSlice::new(prefix),
-            IoSlice::new(&head),
-            IoSlice::new(tail),
-        ],
+        &mut [IoSlice::new(prefix), IoSlice::new(head), IoSlice::new(tail)],
     )
     .await
     .map_err(WriteError::Io)?;

@@ -43,7 +43,7 @@ fn frames(items: &[Result<&'static [u8], &'static str>]) -> ProxyBody {
 
 async fn run(body: ProxyBody, plan: BodyPlan) -> (Vec<u8>, Result<(), WriteError>) {
     let mut out = Vec::new();
-    let r = response(&mut out, b"", b"HEAD\r\n\r\n".to_vec(), body, plan).await;
+    let r = response(&mut out, b"", b"HEAD\r\n\r\n", body, plan).await;
     (out, r)
 }
 
@@ -112,7 +112,7 @@ async fn no_body_plans_do_not_poll_the_body() {
     let r = response(
         &mut out,
         b"HTTP/1.1 100 Continue\r\n\r\n",
-        b"HEAD\r\n\r\n".to_vec(),
+        b"HEAD\r\n\r\n",
         crate::body::stream(Never),
         BodyPlan::None,
     )
