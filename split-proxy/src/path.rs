@@ -2,13 +2,16 @@
 //! resolved, repeated slashes merged. The client's raw path is still what goes upstream
 //! unless a rewrite changes it.
 
+use std::borrow::Cow;
+
 /// Normalises a raw request path. `None` for paths that cannot be normalised (a `..`
 /// above the root, invalid percent escapes, a decoded NUL or non-UTF-8): answer 400.
-pub fn normalize(raw: &str) -> Option<String> {
+/// An already normal path comes back borrowed (no copy).
+pub fn normalize(raw: &str) -> Option<Cow<'_, str>> {
     if is_normal(raw) {
-        return Some(raw.to_owned());
+        return Some(Cow::Borrowed(raw));
     }
-    normalize_slow(raw)
+    normalize_slow(raw).map(Cow::Owned)
 }
 
 /// [`normalize`] without the shortcut for already normal paths.
@@ -96,6 +99,7 @@ fn percent_decode(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::normalize;
+    use std::borrow::Cow;
 
     #[test]
     fn paths_normalise_like_nginx_uri() {
@@ -129,9 +133,12 @@ mod tests {
                     let slow = super::normalize_slow(&raw);
                     if super::is_normal(&raw) {
                         assert_eq!(slow.as_deref(), Some(raw.as_str()), "{raw}");
+                        // No copy of a path that is already normal.
+                        let fast = normalize(&raw);
+                        assert!(matches!(fast, Some(Cow::Borrowed(_))), "{raw}");
                         checked += 1;
                     }
-                    assert_eq!(normalize(&raw), slow, "{raw}");
+                    assert_eq!(normalize(&raw).as_deref(), slow.as_deref(), "{raw}");
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HOST, SERVER};
+use http::header::SERVER;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use split_core::request::{normalize_ip, Request as CoreRequest, VarError};
@@ -170,13 +170,7 @@ async fn route_and_forward(
             "invalid request path",
         ));
     };
-    let host_header = parts
-        .headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()));
-    let host = host_header.as_deref().map(strip_port);
+    let host = crate::send::client_host(&parts).map(strip_port);
     let remote = normalize_ip(peer.ip());
 
     // Route and arm; read the body first only when a `post_arg` variable needs it, and
@@ -260,10 +254,14 @@ async fn route_and_forward(
         let route_label = &*route.metrics.label;
         record.rule = decision.rule;
         record.arm = decision.arm_label.map(str::to_owned);
+        // An already normal path is the head's own: nothing is copied for it.
+        let normalized = match path {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(path) => Some(path),
+        };
         let req = ClientRequest {
             parts,
-            path,
-            host_header,
+            normalized,
             remote,
         };
         if let Some(conf) = crate::fallback::policy(route, &decision) {

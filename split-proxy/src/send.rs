@@ -39,12 +39,34 @@ use crate::upload::Progress;
 pub(crate) struct ClientRequest {
     /// Client request head.
     pub parts: http::request::Parts,
-    /// Normalised path.
-    pub path: String,
-    /// Client Host header (or the authority of the request target).
-    pub host_header: Option<String>,
+    /// Normalised path when it differs from the head's path (`None`: the same).
+    pub normalized: Option<String>,
     /// Client address.
     pub remote: IpAddr,
+}
+
+impl ClientRequest {
+    /// Normalised path (`$uri`).
+    pub fn path(&self) -> &str {
+        self.normalized
+            .as_deref()
+            .unwrap_or_else(|| self.parts.uri.path())
+    }
+
+    /// Client Host header (or the authority of the request target).
+    pub fn host_header(&self) -> Option<&str> {
+        client_host(&self.parts)
+    }
+}
+
+/// The Host header of a request head when it is text, else the authority of its target
+/// (read from the head each time rather than copied into a `String` per request).
+pub(crate) fn client_host(parts: &http::request::Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
 /// Where one try goes and how the request is edited for it.
@@ -138,7 +160,7 @@ pub(crate) async fn send(
         hidden = crate::secrets::hide_credentials(key_auth, headers.map_mut(), &parts.uri);
         &hidden
     };
-    let path_and_query = upstream_path(&arm.rewrites, &req.path, client_uri);
+    let path_and_query = upstream_path(&arm.rewrites, req.path(), client_uri);
     // Kept in the record (the access log's `upstream_uri`); the request borrows it.
     record.upstream_uri = Some(path_and_query);
     if forwarded.is_none() {
@@ -214,7 +236,7 @@ pub(crate) async fn send(
         headers,
         forwarded,
         host_override,
-        client_host: req.host_header.as_deref(),
+        client_host: req.host_header(),
         body: upload_body,
         in_memory,
     };
@@ -357,5 +379,35 @@ mod tests {
             Some(&key_auth("x-real-ip", false))
         ));
         assert!(!touches_forwarded(&none, Some(&key_auth("apikey", true))));
+    }
+
+    #[test]
+    fn the_client_request_reads_its_path_and_host_from_the_head() {
+        let request = |uri: &str, host: Option<&str>, normalized: Option<&str>| {
+            let mut builder = http::Request::get(uri);
+            if let Some(host) = host {
+                builder = builder.header(http::header::HOST, host);
+            }
+            ClientRequest {
+                parts: builder.body(()).unwrap().into_parts().0,
+                normalized: normalized.map(str::to_owned),
+                remote: IpAddr::from([127, 0, 0, 1]),
+            }
+        };
+        let plain = request("/chat/completions?x=1", Some("api.example:8080"), None);
+        assert_eq!(plain.path(), "/chat/completions");
+        assert_eq!(plain.host_header(), Some("api.example:8080"));
+        // The normalised path when there is one; the authority without a Host header.
+        let odd = request("http://auth.example/a//b", None, Some("/a/b"));
+        assert_eq!(odd.path(), "/a/b");
+        assert_eq!(odd.host_header(), Some("auth.example"));
+        // A Host value that is not text falls back to the authority.
+        let mut binary = request("http://auth.example/", None, None);
+        binary.parts.headers.insert(
+            http::header::HOST,
+            http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        assert_eq!(binary.host_header(), Some("auth.example"));
+        assert_eq!(request("/", None, None).host_header(), None);
     }
 }
