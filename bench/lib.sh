@@ -27,12 +27,17 @@ build_binaries() {
         cargo build --quiet --release -p split-proxy --manifest-path "$ROOT/Cargo.toml" >&2
         SPLIT_PROXY="${CARGO_TARGET_DIR:-$ROOT/target}/release/split-proxy"
     fi
+    [ -x "$SPLIT_PROXY" ] || die "split-proxy binary not found at $SPLIT_PROXY"
+    build_backend
+}
+
+# Sets BENCH_BACKEND, building the bench backend in release mode unless given.
+build_backend() {
     if [ -z "${BENCH_BACKEND:-}" ]; then
         say "building bench-backend (release)"
         cargo build --quiet --release --manifest-path "$ROOT/bench/backend/Cargo.toml" >&2
         BENCH_BACKEND="${CARGO_TARGET_DIR:-$ROOT/bench/backend/target}/release/bench-backend"
     fi
-    [ -x "$SPLIT_PROXY" ] || die "split-proxy binary not found at $SPLIT_PROXY"
     [ -x "$BENCH_BACKEND" ] || die "bench-backend binary not found at $BENCH_BACKEND"
 }
 
@@ -117,6 +122,51 @@ start_split() {
     SPLIT_ADDR=$(sed -n 's/.*proxy listening on //p' "$WORK/split.log" | head -1)
     SPLIT_METRICS=$(sed -n 's/.*metrics listening on //p' "$WORK/split.log" | head -1)
     [ -n "$SPLIT_ADDR" ] || die "split-proxy did not print its proxy address: $(cat "$WORK/split.log")"
+}
+
+# write_nginx_conf PORT NOFILE [DIRECTIVE...]: $WORK/nginx/nginx.conf, nginx's
+# counterpart of the guide's route: one worker, ARM_A and ARM_B at weight 1 with
+# keep-alive upstream connections, no access log; each DIRECTIVE (e.g. "master_process
+# off;") goes at the top.
+write_nginx_conf() {
+    local port=$1 nofile=$2 d
+    shift 2
+    mkdir -p "$WORK/nginx"
+    {
+        for d in "$@"; do echo "$d"; done
+        cat <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+worker_rlimit_nofile $nofile;
+events { worker_connections $((nofile - 100)); }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000;
+    upstream arms {
+        server $ARM_A weight=1;
+        server $ARM_B weight=1;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://arms;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    } >"$WORK/nginx/nginx.conf"
 }
 
 # write_post_lua: $WORK/post.lua, the wrk script sending the guide's request body.

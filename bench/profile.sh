@@ -7,9 +7,12 @@
 #
 #   bench/profile.sh                      # builds release binaries first
 #   SPLIT_PROXY=... BENCH_BACKEND=... bench/profile.sh
+#   TARGET=nginx bench/profile.sh         # nginx (one process) with run.sh's config
 #
-# Knobs: DURATION (wrk run under valgrind, 10s), CONNS (8), TOP (30), KEEP=1 keeps the
-# temp dir (with the callgrind.out file for callgrind_annotate / kcachegrind).
+# Knobs: TARGET (split-proxy or nginx), DURATION (wrk run under valgrind, 10s), CONNS
+# (8), TOP (30), KEEP=1 keeps the temp dir (with the callgrind.out file for
+# callgrind_annotate / kcachegrind). Requests are wrk's count of completed ones (those
+# still in flight when it stops, at most CONNS, are left out of the count).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -21,33 +24,63 @@ WAIT_SECS=60 # valgrind starts slowly
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
+TARGET=${TARGET:-split-proxy}
 command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)"
 command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
-build_binaries
+case $TARGET in
+    split-proxy) build_binaries ;;
+    nginx)
+        export PATH="$PATH:/usr/sbin:/sbin"
+        command -v nginx >/dev/null || die "nginx is missing (apt-get install nginx-light)"
+        build_backend
+        ;;
+    *) die "TARGET must be split-proxy or nginx, not '$TARGET'" ;;
+esac
 make_workdir split-profile
+CALLGRIND=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" --dump-instr=no)
 
 start_arms
-write_guide_route
-start_split valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" --dump-instr=no
 write_post_lua
-served() { # requests counted by the proxy so far
-    curl -s "http://$SPLIT_METRICS/metrics" | awk '/^split_arm_requests_total/ {n += $2} END {print n + 0}'
-}
+cat >>"$WORK/post.lua" <<'EOF'
+function done(summary, latency, requests)
+    io.write(string.format("REQUESTS %d\n", summary.requests))
+end
+EOF
+if [ "$TARGET" = nginx ]; then
+    chmod 755 "$WORK" # nginx may switch to an unprivileged user
+    read -r port <<<"$("$BENCH_BACKEND" ports 1 | xargs)"
+    # One process: the worker's instructions are the ones counted.
+    write_nginx_conf "$port" 4096 "master_process off;"
+    "${CALLGRIND[@]}" nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
+        >"$WORK/nginx/stdout" 2>&1 &
+    PID=$!
+    PIDS+=("$PID")
+    ADDR=127.0.0.1:$port
+    for _ in $(seq 200); do
+        curl -s -o /dev/null -X POST "http://$ADDR/chat/completions" -d '{}' && break
+        sleep 0.3
+    done
+else
+    write_guide_route
+    start_split "${CALLGRIND[@]}"
+    PID=$SPLIT_PID
+    ADDR=$SPLIT_ADDR
+fi
 say "warm-up"
-wrk -t1 -c"$CONNS" -d3s -s "$WORK/post.lua" "http://$SPLIT_ADDR/chat/completions" >/dev/null
-before=$(served)
-callgrind_control -z "$SPLIT_PID" >/dev/null
+wrk -t1 -c"$CONNS" -d3s -s "$WORK/post.lua" "http://$ADDR/chat/completions" >/dev/null
+callgrind_control -z "$PID" >/dev/null
 say "measured run ($DURATION, $CONNS connections)"
-wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/post.lua" "http://$SPLIT_ADDR/chat/completions" >"$WORK/wrk.txt"
-callgrind_control -d "$SPLIT_PID" >/dev/null
-after=$(served)
-n=$((after - before))
-((n > 0)) || die "no request served: $(cat "$WORK/wrk.txt")"
-# The dump after -z holds only the measured run (plus two metrics scrapes).
-dump="$WORK/callgrind.out.1"
+wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/post.lua" "http://$ADDR/chat/completions" >"$WORK/wrk.txt"
+callgrind_control -d "$PID" >/dev/null
+n=$(awk '/^REQUESTS/ {print $2}' "$WORK/wrk.txt")
+grep -q "Non-2xx" "$WORK/wrk.txt" && die "non-2xx answers: $(cat "$WORK/wrk.txt")"
+((${n:-0} > 0)) || die "no request served: $(cat "$WORK/wrk.txt")"
+# The dump after -z holds only the measured run.
+dumps=("$WORK"/callgrind.out.*)
+dump=${dumps[0]}
 [ -f "$dump" ] || die "callgrind wrote no dump"
 ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
-echo "requests=$n instructions=$ir Ir/request=$((ir / n))"
+echo "target=$TARGET requests=$n instructions=$ir Ir/request=$((ir / n))"
 echo "== inclusive"
 callgrind_annotate --auto=no --threshold=100 --inclusive=yes "$dump" 2>/dev/null | sed -n '/file:function/,$p' | sed -n "3,$((TOP + 2))p"
 echo "== self"

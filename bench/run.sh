@@ -72,39 +72,7 @@ start_arms $(pin "${PIN_BACKEND:-}")
 read -r NGINX_PORT HAPROXY_PORT <<<"$("$BENCH_BACKEND" ports 2 | xargs)"
 
 # --- nginx -------------------------------------------------------------------------------
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-worker_rlimit_nofile $NOFILE;
-events { worker_connections $((NOFILE - 100)); }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 1000000;
-    upstream arms {
-        server $ARM_A weight=1;
-        server $ARM_B weight=1;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            proxy_pass http://arms;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
+write_nginx_conf "$NGINX_PORT" "$NOFILE"
 $(pin "${PIN_PROXY:-}") nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
     >"$WORK/nginx/stdout" 2>&1 &
 NGINX_PID=$!
