@@ -267,8 +267,8 @@ fn framing(
     })
 }
 
-/// Digits only (no sign, no spaces), no overflow.
-fn parse_length(token: &[u8]) -> Option<u64> {
+/// Digits only (no sign, no spaces), at most 19 of them (no overflow).
+pub(crate) fn parse_length(token: &[u8]) -> Option<u64> {
     if token.is_empty() || token.len() > 19 || !token.iter().all(u8::is_ascii_digit) {
         return None;
     }
