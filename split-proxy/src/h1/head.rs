@@ -72,8 +72,8 @@ pub struct Head {
 /// target share its bytes instead of copying them.
 pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     // Where method, target and every field are in the head.
-    let mut fields_at = [[[0u32; 2]; 2]; MAX_HEADERS];
-    let (len, count, method, target, version) = {
+    let (mut inline, mut heap) = ([[[0u32; 2]; 2]; spans::INLINE_FIELDS], Vec::new());
+    let (len, fields_at, method, target, version) = {
         // Left uninitialised: httparse writes the slots it fills, and zeroing 100 of
         // them (3.2 KB) cost more than parsing a short head.
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -94,7 +94,7 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
             }
         };
         check_limits(&buf[..len])?;
-        let count = spans::note_fields(buf, req.headers, &mut fields_at);
+        let fields_at = spans::note_fields(buf, req.headers, &mut inline, &mut heap);
         let version = match req.version {
             Some(0) => Version::HTTP_10,
             Some(1) => Version::HTTP_11,
@@ -108,7 +108,7 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
             .path
             .map(|p| spans::span(buf, p.as_bytes()))
             .ok_or(HeadError::Malformed)?;
-        (len, count, method, target, version)
+        (len, fields_at, method, target, version)
     };
     let head = spans::Split(buf.split_to(len).freeze());
     let method = head
@@ -119,7 +119,7 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         .shared(target)
         .and_then(|t| Uri::from_maybe_shared(t).ok())
         .ok_or(HeadError::Malformed)?;
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = HeaderMap::with_capacity(fields_at.len());
     // Which of the fields read below are present, noted while the map is built: most
     // heads carry none but Content-Length, and looking up an absent name still costs a
     // hash and a probe.
@@ -127,7 +127,7 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     // Where the only Content-Length field's value is, when there is one: read from the
     // head's bytes rather than looked up again.
     let mut length_at = None;
-    for [name_at, value_at] in fields_at.iter().take(count).copied() {
+    for &[name_at, value_at] in fields_at {
         let name = head.name(name_at).ok_or(HeadError::Malformed)?;
         let value = head.value(value_at).ok_or(HeadError::Malformed)?;
         if name == CONTENT_LENGTH {

@@ -175,8 +175,8 @@ pub enum HeadError {
 /// complete head is taken off `buf` (what follows stays), and the header values share
 /// its bytes instead of copying them.
 pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, HeadError> {
-    let mut fields_at = [[[0u32; 2]; 2]; MAX_HEADERS];
-    let (len, count, code, version) = {
+    let (mut inline, mut heap) = ([[[0u32; 2]; 2]; spans::INLINE_FIELDS], Vec::new());
+    let (len, fields_at, code, version) = {
         // Uninitialised, as in the client head parser: httparse writes what it fills.
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
@@ -196,9 +196,9 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
             Err(e) => return Err(HeadError::Invalid(e.to_string())),
         };
-        let count = spans::note_fields(buf, response.headers, &mut fields_at);
+        let fields_at = spans::note_fields(buf, response.headers, &mut inline, &mut heap);
         // httparse only completes a head with a version and a 3-digit code.
-        (len, count, response.code.unwrap_or(0), response.version)
+        (len, fields_at, response.code.unwrap_or(0), response.version)
     };
     if len > MAX_HEAD {
         return Err(HeadError::TooLarge);
@@ -222,14 +222,14 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
     let head = Split(buf.split_to(len).freeze());
     // Room for the headers split adds to an answer (`Server`, the quota and token
     // budget headers) without rehashing.
-    let mut headers = HeaderMap::with_capacity(count + 4);
+    let mut headers = HeaderMap::with_capacity(fields_at.len() + 4);
     // Noted while building the map: looking up an absent name still costs a hash and a
     // probe, and most answers carry neither field.
     let (mut connection, mut transfer_encoding) = (false, false);
     // Where the only Content-Length field's value is, if there is exactly one (and
     // `None` again at a second).
     let (mut length_at, mut lengths) = (None, 0);
-    for [name_at, value_at] in fields_at.iter().take(count).copied() {
+    for &[name_at, value_at] in fields_at {
         let name = head.name(name_at).ok_or_else(|| {
             let raw = head.raw(name_at).unwrap_or_default();
             HeadError::Invalid(format!("header name '{}'", String::from_utf8_lossy(raw)))
@@ -372,6 +372,31 @@ mod tests {
 
     fn parse(text: &str) -> Result<Parsed, HeadError> {
         parse_with(text.as_bytes(), &Method::GET).0
+    }
+
+    #[test]
+    fn heads_with_more_fields_than_the_stack_room_parse_whole() {
+        use crate::h1::spans::INLINE_FIELDS;
+        for n in [
+            INLINE_FIELDS - 1,
+            INLINE_FIELDS,
+            INLINE_FIELDS + 1,
+            MAX_HEADERS - 1,
+        ] {
+            let fields: String = (0..n).map(|i| format!("x-{i}: v{i}\r\n")).collect();
+            let h = head(&format!(
+                "HTTP/1.1 200 OK\r\n{fields}content-length: 2\r\n\r\n"
+            ));
+            assert_eq!(h.parts.headers.len(), n + 1, "{n} fields");
+            for i in 0..n {
+                let value = h.parts.headers.get(format!("x-{i}").as_str());
+                assert_eq!(
+                    value.map(|v| v.as_bytes()),
+                    Some(format!("v{i}").as_bytes())
+                );
+            }
+            assert_eq!(h.framing, BodyFraming::Length(2), "{n} fields");
+        }
     }
 
     fn head(text: &str) -> ResponseHead {
