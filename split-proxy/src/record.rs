@@ -13,8 +13,9 @@ pub struct RequestRecord {
     pub remote_addr: IpAddr,
     /// Method.
     pub method: http::Method,
-    /// Path and query as received.
-    pub uri: String,
+    /// The request target as received ([`RequestRecord::target`] reads its path and
+    /// query): a clone shares the request head's bytes instead of copying them.
+    pub uri: http::Uri,
     /// Status sent to the client.
     pub status: u16,
     /// The matched route (shared with the configuration snapshot, not copied: its id,
@@ -68,9 +69,7 @@ impl RequestRecord {
         RequestRecord {
             remote_addr,
             method: method.clone(),
-            uri: uri
-                .path_and_query()
-                .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            uri: uri.clone(),
             status: 0,
             route: None,
             rule: None,
@@ -94,6 +93,13 @@ impl RequestRecord {
             route_metrics: None,
             trace: None,
         }
+    }
+
+    /// Path and query as received.
+    pub fn target(&self) -> &str {
+        self.uri
+            .path_and_query()
+            .map_or_else(|| self.uri.path(), |pq| pq.as_str())
     }
 
     /// When the request arrived, by the wall clock, for a request that has just ended
@@ -141,7 +147,7 @@ impl RequestRecord {
             "time": time,
             "remote_addr": self.remote_addr.to_string(),
             "method": self.method.as_str(),
-            "uri": self.uri,
+            "uri": self.target(),
             "status": self.status,
             "route_id": self.route_id(),
             "rule": self.rule,
