@@ -148,6 +148,35 @@ impl Split {
     }
 }
 
+/// Heads with many fields, for the head parsers' tests.
+#[cfg(test)]
+pub(crate) mod many_fields {
+    use http::HeaderMap;
+
+    /// Field counts around the stack room ([`super::INLINE_FIELDS`]) and up to `max`.
+    pub fn counts(max: usize) -> [usize; 4] {
+        let room = super::INLINE_FIELDS;
+        [room - 1, room, room + 1, max - 1]
+    }
+
+    /// `n` fields `X-i: vi`, each with its CRLF.
+    pub fn text(n: usize) -> String {
+        (0..n).map(|i| format!("X-{i}: v{i}\r\n")).collect()
+    }
+
+    /// Asserts that `headers` holds the `n` fields of [`text`] plus `others`.
+    pub fn check(headers: &HeaderMap, n: usize, others: usize) {
+        assert_eq!(headers.len(), n + others, "{n} fields");
+        for i in 0..n {
+            let value = headers.get(format!("x-{i}").as_str());
+            assert_eq!(
+                value.map(|v| v.as_bytes()),
+                Some(format!("v{i}").as_bytes())
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
