@@ -185,14 +185,7 @@ fn request_var(
         "remote_addr" => Some(record.remote_addr.to_string()),
         "request_method" => Some(record.method.as_str().to_owned()),
         "request_uri" => Some(record.target().to_owned()),
-        "uri" => Some(
-            record
-                .target()
-                .split('?')
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-        ),
+        "uri" => Some(record.target_path().to_owned()),
         "route_id" => record.route_id().map(str::to_owned),
         "consumer_name" => record.consumer.clone(),
         _ => None,
@@ -225,7 +218,7 @@ fn build_span(start: &SpanStart, r: &RequestRecord) -> Span {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let end_ns = start_ns.saturating_add(u64::try_from(r.request_time.as_nanos()).unwrap_or(0));
-    let path = r.target().split('?').next().unwrap_or_default();
+    let path = r.target_path();
     let mut attributes = vec![
         text("http.method", r.method.as_str()),
         text("http.target", r.target()),

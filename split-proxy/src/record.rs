@@ -102,6 +102,11 @@ impl RequestRecord {
             .map_or_else(|| self.uri.path(), |pq| pq.as_str())
     }
 
+    /// The path of [`RequestRecord::target`]: what comes before its first `?`.
+    pub fn target_path(&self) -> &str {
+        self.target().split('?').next().unwrap_or_default()
+    }
+
     /// When the request arrived, by the wall clock, for a request that has just ended
     /// (its `request_time` set): now less the request time. Only the access log and
     /// spans read it, so it is worked out when they do, rather than read from the clock
@@ -180,6 +185,22 @@ pub fn millis(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_and_its_path_are_read_from_the_request_uri() {
+        let record = |uri: &str| {
+            let uri: http::Uri = uri.parse().unwrap();
+            RequestRecord::new("127.0.0.1".parse().unwrap(), &http::Method::GET, &uri)
+        };
+        let origin = record("/v1/chat?stream=true&x=%3F");
+        assert_eq!(origin.target(), "/v1/chat?stream=true&x=%3F");
+        assert_eq!(origin.target_path(), "/v1/chat");
+        let absolute = record("http://api.example/a/b?q");
+        assert_eq!(absolute.target(), "/a/b?q");
+        assert_eq!(absolute.target_path(), "/a/b");
+        let plain = record("/a");
+        assert_eq!((plain.target(), plain.target_path()), ("/a", "/a"));
+    }
 
     #[test]
     fn access_log_line_has_exactly_the_contract_fields() {

@@ -46,11 +46,11 @@ pub const DRAIN_MAX: usize = 64 * 1024;
 pub const DRAIN_TIME: Duration = Duration::from_secs(1);
 /// Longest wait for a request body still held elsewhere after the response.
 const BODY_RETURN_TIME: Duration = Duration::from_secs(1);
-/// After an error answer: how long and how much the client's bytes are still read, so
-/// the close does not reset the connection before the client read the answer.
 /// Largest response-head buffer a connection keeps between answers (a larger one is
 /// freed after its answer, so an idle connection holds little).
 const HEAD_BUF_KEEP: usize = 4 * 1024;
+/// After an error answer: how long and how much the client's bytes are still read, so
+/// the close does not reset the connection before the client read the answer.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_MAX: usize = 1024 * 1024;
 
