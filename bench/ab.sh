@@ -34,10 +34,8 @@ chmod 755 "$WORK" # nginx workers may run as an unprivileged user
 start_arms
 read -r NGINX_PORT <<<"$("$BENCH_BACKEND" ports 1 | xargs)"
 write_nginx_conf "$NGINX_PORT" 4096
-nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
-    >"$WORK/nginx/stdout" 2>&1 &
-PIDS+=("$!")
-declare -A ADDR=([nginx]="127.0.0.1:$NGINX_PORT") PID=([nginx]="$!")
+start_nginx
+declare -A ADDR=([nginx]="127.0.0.1:$NGINX_PORT") PID=([nginx]="$NGINX_PID")
 write_guide_route
 for side in a b; do
     if [ "$side" = a ]; then SPLIT_PROXY=$1; else SPLIT_PROXY=$2; fi
@@ -59,16 +57,6 @@ function done(summary, latency, requests)
 end
 LUA
 
-# utime and stime (ticks) of a process and its children.
-ticks() {
-    local p u=0 s=0 a b
-    for p in "$1" $(pgrep -P "$1" || true); do
-        read -r a b < <(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
-        u=$((u + a))
-        s=$((s + b))
-    done
-    echo "$u $s"
-}
 TCK=$(getconf CLK_TCK)
 URL=/chat/completions
 for t in nginx a b; do
@@ -79,9 +67,9 @@ say "B = $2"
 echo "round target req/s p50_us p99_us user_us/req kernel_us/req"
 for r in $(seq "$ROUNDS"); do
     for t in nginx a b; do
-        read -r u0 s0 < <(ticks "${PID[$t]}")
+        read -r u0 s0 < <(proc_ticks "${PID[$t]}")
         out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/post.lua" "http://${ADDR[$t]}$URL" | grep '^RESULT')
-        read -r u1 s1 < <(ticks "${PID[$t]}")
+        read -r u1 s1 < <(proc_ticks "${PID[$t]}")
         read -r _ req dur p50 p99 bad <<<"$out"
         ((bad == 0)) || say "warning: $t had $bad errors or non-2xx answers in round $r"
         awk -v r="$r" -v t="$t" -v req="$req" -v dur="$dur" -v p50="$p50" -v p99="$p99" \

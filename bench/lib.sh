@@ -169,6 +169,29 @@ EOF
     } >"$WORK/nginx/nginx.conf"
 }
 
+# start_nginx [PREFIX...]: nginx with the config write_nginx_conf wrote, run under PREFIX
+# (taskset, valgrind) if given; sets NGINX_PID.
+start_nginx() {
+    "$@" nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
+        >"$WORK/nginx/stdout" 2>&1 &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+}
+
+# proc_tree PID: the process and its children (nginx's worker), one PID a line.
+proc_tree() { echo "$1"; pgrep -P "$1" 2>/dev/null || true; }
+
+# proc_ticks PID: "UTIME STIME", the clock ticks of a process and its children.
+proc_ticks() {
+    local p u=0 s=0 a b
+    for p in $(proc_tree "$1"); do
+        read -r a b < <(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
+        u=$((u + a))
+        s=$((s + b))
+    done
+    echo "$u $s"
+}
+
 # write_post_lua: $WORK/post.lua, the wrk script sending the guide's request body.
 write_post_lua() {
     cat >"$WORK/post.lua" <<'LUA'

@@ -51,10 +51,8 @@ if [ "$TARGET" = nginx ]; then
     read -r port <<<"$("$BENCH_BACKEND" ports 1 | xargs)"
     # One process: the worker's instructions are the ones counted.
     write_nginx_conf "$port" 4096 "master_process off;"
-    "${CALLGRIND[@]}" nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
-        >"$WORK/nginx/stdout" 2>&1 &
-    PID=$!
-    PIDS+=("$PID")
+    start_nginx "${CALLGRIND[@]}"
+    PID=$NGINX_PID
     ADDR=127.0.0.1:$port
     for _ in $(seq 200); do
         curl -s -o /dev/null -X POST "http://$ADDR/chat/completions" -d '{}' && break

@@ -73,10 +73,8 @@ read -r NGINX_PORT HAPROXY_PORT <<<"$("$BENCH_BACKEND" ports 2 | xargs)"
 
 # --- nginx -------------------------------------------------------------------------------
 write_nginx_conf "$NGINX_PORT" "$NOFILE"
-$(pin "${PIN_PROXY:-}") nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
-    >"$WORK/nginx/stdout" 2>&1 &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
+# shellcheck disable=SC2046 # as above
+start_nginx $(pin "${PIN_PROXY:-}")
 
 # --- haproxy -----------------------------------------------------------------------------
 cat >"$WORK/haproxy.cfg" <<EOF
@@ -132,19 +130,16 @@ for t in "${TARGETS[@]}"; do
 done
 
 # --- /proc helpers -----------------------------------------------------------------------
-tree() { echo "$1"; pgrep -P "$1" 2>/dev/null || true; }
 # utime+stime (clock ticks) of a process and its children (nginx's worker).
 cpu_ticks() {
-    local total=0 p
-    for p in $(tree "$1"); do
-        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-    done
-    echo "$total"
+    local u s
+    read -r u s < <(proc_ticks "$1")
+    echo $((u + s))
 }
 # VmRSS (kB) of a process and its children.
 rss_kb() {
     local total=0 p
-    for p in $(tree "$1"); do
+    for p in $(proc_tree "$1"); do
         total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")))
     done
     echo "$total"
