@@ -95,7 +95,8 @@ pub struct ServeArgs {
     /// Write one JSON line per request to FILE, or `-` for stdout.
     #[arg(long, global = true, value_name = "FILE|-")]
     pub access_log: Option<String>,
-    /// Data plane worker threads (default: number of cores).
+    /// Data plane worker threads (default: number of cores). With 1, the main thread
+    /// serves everything on a single-thread event loop, like one nginx worker.
     #[arg(long, global = true, value_name = "N")]
     pub workers: Option<usize>,
     /// How long SIGTERM/SIGINT waits for in-flight requests, e.g. `30s`, `500ms`.

@@ -330,3 +330,82 @@ async fn h2c_clients_are_served() {
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], br#"{"error_msg":"404 Route Not Found"}"#);
 }
+
+const ONE_WORKER_KEY: &str = "one-worker-admin-key-0123456789abcdef";
+
+/// `--workers 1` runs the data plane, the Admin API and the background tasks on the main
+/// thread. Everything still works there: admin writes (the store's disk work moves off
+/// that thread), an exact split under concurrent clients, SSE without buffering, and a
+/// drain on SIGTERM that finishes the request in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_worker_serves_admin_writes_an_exact_split_sse_and_drains() {
+    let (a, b) = (Mock::http("a"), Mock::http("b"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::gateway::write_admin_config(dir.path(), ONE_WORKER_KEY);
+    let mut gw = start(
+        dir.path(),
+        &["-c", &config, "--workers", "1", "--grace", "10s"],
+    );
+    assert!(gw.stderr().contains("(1 worker thread)"), "{}", gw.stderr());
+    let admin = gw.admin.expect("admin listener");
+    let route = json!({
+        "uri": "/*",
+        "upstream": {"type": "roundrobin", "nodes": {a.node(): 1, b.node(): 1}},
+    });
+    let r = Client::new()
+        .send(
+            http::Method::PUT,
+            &format!("http://{admin}/apisix/admin/routes/r"),
+            &[("x-api-key", ONE_WORKER_KEY)],
+            route.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // 8 clients × 25 requests at once: equal weights give exactly 50 each.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let url = gw.url("/load");
+        tasks.push(tokio::spawn(async move {
+            let client = Client::new();
+            let mut ok = 0;
+            for _ in 0..25 {
+                if client.get(&url).await.status == 200 {
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    assert_eq!(ok, 200);
+    assert_eq!((a.count("/load"), b.count("/load")), (100, 100));
+
+    // SSE: the first event arrives long before the last (four events 300 ms apart).
+    let (status, _, chunks) = Client::new().chunks(&gw.url("/sse")).await;
+    assert_eq!(status, 200);
+    assert!(chunks.len() >= 4, "{chunks:?}");
+    let spread = chunks.last().unwrap().0 - chunks[0].0;
+    assert!(spread >= Duration::from_millis(600), "{spread:?}");
+
+    // A slow request in flight when SIGTERM arrives still gets its answer.
+    let url = gw.url("/slow/1500");
+    let in_flight = tokio::spawn(async move { Client::new().get(&url).await });
+    let arrived = wait_until(Duration::from_secs(5), || {
+        a.count("/slow/1500") + b.count("/slow/1500") == 1
+    });
+    assert!(arrived);
+    gw.signal("TERM");
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        let s = gw.wait_exit(Duration::from_secs(10));
+        (s, gw.stderr())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+}

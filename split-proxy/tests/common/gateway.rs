@@ -58,6 +58,11 @@ fn try_start_with_env(
 ) -> Result<Gateway, (Option<ExitStatus>, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_split-proxy"));
     cmd.envs(env.iter().copied());
+    // Two workers unless the test picks its own number (one worker is a different
+    // runtime: everything runs on the main thread).
+    if !args.contains(&"--workers") {
+        cmd.args(["--workers", "2"]);
+    }
     cmd.args([
         "--listen",
         "127.0.0.1:0",
@@ -65,8 +70,6 @@ fn try_start_with_env(
         "127.0.0.1:0",
         "--metrics-listen",
         "127.0.0.1:0",
-        "--workers",
-        "2",
         "--data-dir",
     ])
     .arg(dir.join("data"))
