@@ -10,7 +10,8 @@
 #   bench/ab.sh OLD_BINARY NEW_BINARY            # 8 rounds of 5 s
 #   ROUNDS=10 DURATION=5s bench/ab.sh target/a/split-proxy target/b/split-proxy
 #
-# Knobs: ROUNDS (8), DURATION (5s), CONNS (64), BENCH_BACKEND (prebuilt backend), KEEP=1.
+# Knobs: ROUNDS (8), DURATION (5s), CONNS (64), WORKERS (1: split-proxy --workers and
+# nginx worker_processes), BENCH_BACKEND (prebuilt backend), KEEP=1.
 # CPU resolution is one clock tick (10 ms) per round: 5 s rounds at ~25k req/s give
 # about ±0.1 µs per request.
 set -euo pipefail

@@ -109,11 +109,12 @@ write_guide_route() {
 JSON
 }
 
-# start_split [PREFIX...]: split-proxy serving $WORK/apisix.json with one worker, run
+# start_split [PREFIX...]: split-proxy serving $WORK/apisix.json with $WORKERS workers
+# (1 unless set), run
 # under PREFIX (taskset, valgrind) if given; sets SPLIT_PID, SPLIT_ADDR (proxy) and
 # SPLIT_METRICS (metrics listener).
 start_split() {
-    "$@" "$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers 1 --grace 1s \
+    "$@" "$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers "${WORKERS:-1}" --grace 1s \
         --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
         --data-dir "$WORK/split-data" --log-level warn >"$WORK/split.log" 2>&1 &
     SPLIT_PID=$!
@@ -125,7 +126,7 @@ start_split() {
 }
 
 # write_nginx_conf PORT NOFILE [DIRECTIVE...]: $WORK/nginx/nginx.conf, nginx's
-# counterpart of the guide's route: one worker, ARM_A and ARM_B at weight 1 with
+# counterpart of the guide's route: $WORKERS workers (1 unless set), ARM_A and ARM_B at weight 1 with
 # keep-alive upstream connections, no access log; each DIRECTIVE (e.g. "master_process
 # off;") goes at the top.
 write_nginx_conf() {
@@ -135,7 +136,7 @@ write_nginx_conf() {
     {
         for d in "$@"; do echo "$d"; done
         cat <<EOF
-worker_processes 1;
+worker_processes ${WORKERS:-1};
 daemon off;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;

@@ -95,8 +95,10 @@ pub struct ServeArgs {
     /// Write one JSON line per request to FILE, or `-` for stdout.
     #[arg(long, global = true, value_name = "FILE|-")]
     pub access_log: Option<String>,
-    /// Data plane worker threads (default: number of cores). With 1, the main thread
-    /// serves everything on a single-thread event loop, like one nginx worker.
+    /// Data plane workers (default: number of cores). Each is a single-thread event loop
+    /// on its own thread, like an nginx worker: a client connection stays on the worker
+    /// that accepted it, and idle upstream connections are kept per worker. The main
+    /// thread is the first worker and also serves the Admin API and metrics.
     #[arg(long, global = true, value_name = "N")]
     pub workers: Option<usize>,
     /// How long SIGTERM/SIGINT waits for in-flight requests, e.g. `30s`, `500ms`.

@@ -54,6 +54,7 @@ mod status;
 mod tickets;
 mod upload;
 mod upstream;
+mod workers;
 
 use std::process::ExitCode;
 

@@ -51,27 +51,24 @@ pub fn run(cli: &Cli, log: LevelHandle) -> ExitCode {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    // One worker is the main thread itself, with tokio's single-thread scheduler: no
-    // hand-off to another thread and no work-stealing bookkeeping on each wake-up. On the
-    // benchmark's 2-core machine this serves more requests per second, with less user
-    // time each, than the multi-thread scheduler with one worker (BENCHMARKS.md, "One
-    // worker on the main thread"). Blocking work (the store's
-    // disk writes, config file reads) still goes to tokio's blocking pool.
-    let mut builder = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(workers);
-        b
-    };
-    let runtime = match builder.enable_all().build() {
+    // nginx-style workers: one single-thread event loop each (see `crate::workers`).
+    let runtime = match crate::workers::main_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("split-proxy: cannot start the runtime: {e}");
             return ExitCode::from(EXIT_START_FAILED);
         }
     };
-    match runtime.block_on(serve(prepared, workers, log)) {
+    let extra = match crate::workers::Extra::start(workers) {
+        Ok(extra) => extra,
+        Err(e) => {
+            eprintln!("split-proxy: {e}");
+            return ExitCode::from(EXIT_START_FAILED);
+        }
+    };
+    let served = runtime.block_on(serve(prepared, workers, extra.handles(), log));
+    extra.stop();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             eprintln!("split-proxy: {reason}");
@@ -120,7 +117,12 @@ fn prepare(cli: &Cli) -> Result<Prepared, Fatal> {
     })
 }
 
-async fn serve(p: Prepared, workers: usize, log: LogControl) -> Result<(), String> {
+async fn serve(
+    p: Prepared,
+    workers: usize,
+    extra: &[tokio::runtime::Handle],
+    log: LogControl,
+) -> Result<(), String> {
     let Prepared {
         settings,
         connector,
@@ -132,7 +134,7 @@ async fn serve(p: Prepared, workers: usize, log: LogControl) -> Result<(), Strin
         max_body,
     } = p;
     let srm = Arc::new(crate::srm::SrmCounts::default());
-    let pool = Pool::new(connector);
+    let pool = Pool::new(connector, workers);
     let health = crate::health::HealthChecks::new(Arc::clone(&pool));
     let tracer = crate::otel::Tracer::spawn(&settings.opentelemetry);
     let metrics = Metrics::with_collectors(vec![
@@ -171,7 +173,7 @@ async fn serve(p: Prepared, workers: usize, log: LogControl) -> Result<(), Strin
         let gw = Arc::clone(&gateway);
         let handler: Handler =
             Arc::new(move |req, peer| pin_boxed(|| handle(Arc::clone(&gw), req, peer)));
-        lifecycle.serve(listener, handler);
+        lifecycle.serve_on_workers(extra, listener, handler)?;
     }
     if let Some(addr) = settings.admin_listen {
         let listener = bind("admin", addr).await?;

@@ -52,28 +52,51 @@ impl Lifecycle {
         }
     }
 
-    /// Serves `listener` with `handler` until shutdown.
+    /// Serves `listener` with `handler` until shutdown, on the current worker.
     pub fn serve(&self, listener: TcpListener, handler: Handler) {
-        let mut stop = self.stop_tx.subscribe();
-        let alive = self.alive_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, peer)) => {
-                            let _ = stream.set_nodelay(true);
-                            spawn_connection(stream, peer, Arc::clone(&handler), stop.clone(), alive.clone());
-                        }
-                        Err(e) => {
-                            // Out of file descriptors or similar: back off instead of spinning.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    },
-                    _ = stop.changed() => break,
-                }
-            }
-        });
+        tokio::spawn(accept_loop(
+            listener,
+            handler,
+            self.stop_tx.subscribe(),
+            self.alive_tx.clone(),
+        ));
+    }
+
+    /// Serves `listener` with `handler` on the current worker and on each of `extra`
+    /// (the other workers' runtimes): each worker accepts from the same socket, and the
+    /// connections it accepts run on it.
+    pub fn serve_on_workers(
+        &self,
+        extra: &[tokio::runtime::Handle],
+        listener: TcpListener,
+        handler: Handler,
+    ) -> Result<(), String> {
+        if extra.is_empty() {
+            self.serve(listener, handler);
+            return Ok(());
+        }
+        let shared = listener
+            .into_std()
+            .map_err(|e| format!("cannot share a listener between workers: {e}"))?;
+        for worker in extra {
+            let clone = shared
+                .try_clone()
+                .map_err(|e| format!("cannot share a listener between workers: {e}"))?;
+            // Registered with that worker's event loop, so its readiness wakes that worker.
+            let _entered = worker.enter();
+            let listener = TcpListener::from_std(clone)
+                .map_err(|e| format!("cannot share a listener between workers: {e}"))?;
+            worker.spawn(accept_loop(
+                listener,
+                Arc::clone(&handler),
+                self.stop_tx.subscribe(),
+                self.alive_tx.clone(),
+            ));
+        }
+        let own = TcpListener::from_std(shared)
+            .map_err(|e| format!("cannot share a listener between workers: {e}"))?;
+        self.serve(own, handler);
+        Ok(())
     }
 
     /// Stops accepting and waits up to `grace` for open connections to finish.
@@ -96,6 +119,33 @@ impl Lifecycle {
 impl Default for Lifecycle {
     fn default() -> Self {
         Lifecycle::new()
+    }
+}
+
+/// Accepts connections on `listener` and serves each on the current worker until `stop`.
+async fn accept_loop(
+    listener: TcpListener,
+    handler: Handler,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    spawn_connection(stream, peer, Arc::clone(&handler), stop.clone(), alive.clone());
+                }
+                // Another worker took it first: each worker's loop sees the socket ready.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => break,
+        }
     }
 }
 

@@ -210,11 +210,44 @@ fn answer_once_then_drop_the_next(conn: &mut Conn) {
     }
 }
 
+/// One worker: idle upstream connections are kept per worker, so these tests, which
+/// count upstream connections across several client connections, need every client
+/// connection on the same worker.
 fn gateway(node: &str, dir: &std::path::Path) -> Gateway {
+    gateway_with_workers(node, dir, "1")
+}
+
+fn gateway_with_workers(node: &str, dir: &std::path::Path, workers: &str) -> Gateway {
     let doc = json!({"routes": [{"id": "r", "uri": "/*", "upstream": {"nodes": {node: 1}}}]});
     let file = dir.join("apisix.json");
     std::fs::write(&file, doc.to_string()).unwrap();
-    start(dir, &["--standalone", file.to_str().unwrap()])
+    start(
+        dir,
+        &["--standalone", file.to_str().unwrap(), "--workers", workers],
+    )
+}
+
+/// With two workers each keeps its own idle upstream connections: 20 requests, each on a
+/// new client connection and one after the other, reuse at most one upstream connection
+/// per worker.
+#[test]
+fn each_worker_reuses_its_own_upstream_connection() {
+    let up = Raw::start(keep_alive_ok);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway_with_workers(&up.node(), dir.path(), "2");
+    for i in 0..20 {
+        let raw = raw_request(
+            gw.proxy,
+            format!("GET /n/{i} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!(raw.starts_with("HTTP/1.1 200"), "{i}: {raw}");
+    }
+    assert_eq!(up.seen().len(), 20);
+    let connections = up.connections();
+    assert!(
+        (1..=2).contains(&connections),
+        "{connections} upstream connections"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,17 +66,20 @@ struct Idle {
     h2: HashMap<PoolKey, (http2::SendRequest<ProxyBody>, SocketAddr), BuildHasherDefault<WordHash>>,
 }
 
-/// The pool.
+/// The pool: one idle list per worker ([`crate::workers`]), so a connection is reused on
+/// the event loop it is registered with (APISIX's keepalive pool is per worker too).
 pub struct Pool {
-    idle: Mutex<Idle>,
+    idle: Box<[Mutex<Idle>]>,
     connector: Connector,
 }
 
 impl Pool {
-    /// An empty pool opening connections with `connector`.
-    pub fn new(connector: Connector) -> Arc<Pool> {
+    /// An empty pool for `workers` workers opening connections with `connector`.
+    pub fn new(connector: Connector, workers: usize) -> Arc<Pool> {
         Arc::new(Pool {
-            idle: Mutex::new(Idle::default()),
+            idle: (0..workers.max(1))
+                .map(|_| Mutex::new(Idle::default()))
+                .collect(),
             connector,
         })
     }
@@ -197,7 +200,8 @@ impl Pool {
     // A poisoned lock only means a thread panicked while holding it; the map itself is
     // still consistent (each operation is a single insert/remove), so keep using it.
     fn lock(&self) -> MutexGuard<'_, Idle> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        let list = &self.idle[crate::workers::current() % self.idle.len()];
+        list.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -221,7 +225,7 @@ mod tests {
             }
         });
         let tls = super::super::tls::client_config(None).unwrap();
-        let pool = Pool::new(Connector::new(vec![], tls));
+        let pool = Pool::new(Connector::new(vec![], tls), 1);
         let key = PoolKey {
             host: "127.0.0.1".into(),
             port,
