@@ -64,7 +64,8 @@ impl Lifecycle {
 
     /// Serves `listener` with `handler` on the current worker and on each of `extra`
     /// (the other workers' runtimes): each worker accepts from the same socket, and the
-    /// connections it accepts run on it.
+    /// connections it accepts run on it. A new connection wakes every worker's loop; one
+    /// accepts it, and the others' `accept` finds nothing and waits again.
     pub fn serve_on_workers(
         &self,
         extra: &[tokio::runtime::Handle],
@@ -136,8 +137,6 @@ async fn accept_loop(
                     let _ = stream.set_nodelay(true);
                     spawn_connection(stream, peer, Arc::clone(&handler), stop.clone(), alive.clone());
                 }
-                // Another worker took it first: each worker's loop sees the socket ready.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     // Out of file descriptors or similar: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
