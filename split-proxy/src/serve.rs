@@ -173,7 +173,7 @@ async fn serve(
         let gw = Arc::clone(&gateway);
         let handler: Handler =
             Arc::new(move |req, peer| pin_boxed(|| handle(Arc::clone(&gw), req, peer)));
-        lifecycle.serve_on_workers(extra, listener, handler)?;
+        lifecycle.serve_on_workers(extra, listener, handler);
     }
     if let Some(addr) = settings.admin_listen {
         let listener = bind("admin", addr).await?;

@@ -63,41 +63,40 @@ impl Lifecycle {
     }
 
     /// Serves `listener` with `handler` on the current worker and on each of `extra`
-    /// (the other workers' runtimes): each worker accepts from the same socket, and the
-    /// connections it accepts run on it. A new connection wakes every worker's loop; one
-    /// accepts it, and the others' `accept` finds nothing and waits again.
+    /// (the other workers' runtimes). This worker accepts and hands the connections out
+    /// in turn, itself included, so N connections spread N/workers to each worker (when
+    /// every worker waits on the socket, the first to wake takes the connection, and one
+    /// worker ends up with most of them); a connection then runs on its worker.
     pub fn serve_on_workers(
         &self,
         extra: &[tokio::runtime::Handle],
         listener: TcpListener,
         handler: Handler,
-    ) -> Result<(), String> {
+    ) {
         if extra.is_empty() {
             self.serve(listener, handler);
-            return Ok(());
+            return;
         }
-        let shared = listener
-            .into_std()
-            .map_err(|e| format!("cannot share a listener between workers: {e}"))?;
-        for worker in extra {
-            let clone = shared
-                .try_clone()
-                .map_err(|e| format!("cannot share a listener between workers: {e}"))?;
-            // Registered with that worker's event loop, so its readiness wakes that worker.
-            let _entered = worker.enter();
-            let listener = TcpListener::from_std(clone)
-                .map_err(|e| format!("cannot share a listener between workers: {e}"))?;
-            worker.spawn(accept_loop(
-                listener,
-                Arc::clone(&handler),
-                self.stop_tx.subscribe(),
-                self.alive_tx.clone(),
-            ));
-        }
-        let own = TcpListener::from_std(shared)
-            .map_err(|e| format!("cannot share a listener between workers: {e}"))?;
-        self.serve(own, handler);
-        Ok(())
+        let lanes = extra
+            .iter()
+            .map(|worker| {
+                let (lane, handed) = mpsc::unbounded_channel();
+                worker.spawn(take_handed(
+                    handed,
+                    Arc::clone(&handler),
+                    self.stop_tx.subscribe(),
+                    self.alive_tx.clone(),
+                ));
+                lane
+            })
+            .collect();
+        tokio::spawn(hand_out(
+            listener,
+            lanes,
+            handler,
+            self.stop_tx.subscribe(),
+            self.alive_tx.clone(),
+        ));
     }
 
     /// Stops accepting and waits up to `grace` for open connections to finish.
@@ -148,6 +147,69 @@ async fn accept_loop(
     }
 }
 
+/// Accepts connections on `listener` until `stop` and hands them out in turn: to this
+/// worker, then to each of `lanes` (the other workers).
+async fn hand_out(
+    listener: TcpListener,
+    lanes: Vec<mpsc::UnboundedSender<Handed>>,
+    handler: Handler,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let mut turn = 0;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let lane = turn;
+                    turn = (turn + 1) % (lanes.len() + 1);
+                    let Some(lane) = lane.checked_sub(1).and_then(|i| lanes.get(i)) else {
+                        spawn_connection(stream, peer, Arc::clone(&handler), stop.clone(), alive.clone());
+                        continue;
+                    };
+                    // Out of this worker's event loop, into the other's (`take_handed`).
+                    match stream.into_std() {
+                        // A worker that is gone (only while shutting down) drops it.
+                        Ok(stream) => drop(lane.send((stream, peer))),
+                        Err(e) => tracing::warn!(error = %e, %peer, "cannot hand a connection to another worker"),
+                    }
+                }
+                Err(e) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// A connection accepted by one worker for another.
+type Handed = (std::net::TcpStream, SocketAddr);
+
+/// Serves the connections handed to this worker until the acceptor stops.
+async fn take_handed(
+    mut handed: mpsc::UnboundedReceiver<Handed>,
+    handler: Handler,
+    stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    while let Some((stream, peer)) = handed.recv().await {
+        match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => spawn_connection(
+                stream,
+                peer,
+                Arc::clone(&handler),
+                stop.clone(),
+                alive.clone(),
+            ),
+            Err(e) => tracing::warn!(error = %e, %peer, "cannot serve a handed connection"),
+        }
+    }
+}
+
 fn spawn_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -189,4 +251,65 @@ pub async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+    use crate::workers::{self, Extra};
+
+    /// A handler answering with the index of the worker that runs it.
+    fn which_worker() -> Handler {
+        Arc::new(|_req, _peer| {
+            Box::pin(async { Response::new(full(workers::current().to_string())) })
+        })
+    }
+
+    fn ask(addr: SocketAddr) -> String {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer.rsplit("\r\n\r\n").next().unwrap().to_owned()
+    }
+
+    #[test]
+    fn connections_are_handed_to_the_workers_in_turn_and_drained() {
+        let runtime = workers::main_runtime().unwrap();
+        let extra = Extra::start(3).unwrap();
+        let served = runtime.block_on(async {
+            let lifecycle = Lifecycle::new();
+            let listener = bind("proxy", "127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            lifecycle.serve_on_workers(extra.handles(), listener, which_worker());
+            let served: Vec<String> =
+                tokio::task::spawn_blocking(move || (0..7).map(|_| ask(addr)).collect())
+                    .await
+                    .unwrap();
+            assert!(lifecycle.drain(Duration::from_secs(10)).await, "drained");
+            served
+        });
+        extra.stop();
+        assert_eq!(served, vec!["0", "1", "2", "0", "1", "2", "0"]);
+    }
+
+    #[test]
+    fn one_worker_serves_alone() {
+        let runtime = workers::main_runtime().unwrap();
+        let served = runtime.block_on(async {
+            let lifecycle = Lifecycle::new();
+            let listener = bind("proxy", "127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            lifecycle.serve_on_workers(&[], listener, which_worker());
+            tokio::task::spawn_blocking(move || (0..3).map(|_| ask(addr)).collect::<Vec<_>>())
+                .await
+                .unwrap()
+        });
+        assert_eq!(served, vec!["0", "0", "0"]);
+    }
 }

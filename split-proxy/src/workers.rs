@@ -1,18 +1,20 @@
 //! The data plane's worker threads, nginx-style: `--workers N` runs N event loops, each a
 //! tokio single-thread runtime on its own thread. The main thread is worker 0; it also
 //! runs the Admin API, the metrics listener and the background tasks. Every worker
-//! accepts from the same proxy listeners, and a connection stays on the worker that
-//! accepted it, so a request never moves between threads.
+//! serves the proxy listeners: the main thread accepts and hands the connections to the
+//! workers in turn ([`crate::server::Lifecycle::serve_on_workers`]), and a connection
+//! stays on its worker, so a request never moves between threads.
 //!
-//! Why not one multi-thread runtime: with one worker the single-thread scheduler served
-//! more requests per second with less user time each (no work-stealing bookkeeping, no
-//! hand-off on wake-ups; BENCHMARKS.md, "One event loop per worker"), and a connection
-//! pinned to its worker can keep its upstream connections there too
+//! Why not one multi-thread runtime: it costs more per request (work-stealing
+//! bookkeeping, hand-offs on wake-ups). With two workers against nginx's two on a 2-core
+//! machine, split served 0.71× and 0.80× nginx's req/s that way and 0.89× and 0.90× with
+//! one event loop per worker (BENCHMARKS.md, "Latest: one event loop per worker"). And a
+//! connection pinned to its worker can keep its upstream connections there too
 //! ([`crate::upstream::pool`] keeps one idle list per worker). What workers share is
 //! process-wide and lock-free on the request path or nearly so: the live config (an
 //! `ArcSwap`), the exact-split ticket counters (one atomic per rule) and the metrics.
-//! The trade-off is nginx's: a connection is served by the worker that accepted it even
-//! when another worker is idle.
+//! The trade-off is nginx's: a connection is served by its worker even when another
+//! worker is idle; connections are spread evenly, not their requests.
 
 use std::cell::Cell;
 use std::thread::JoinHandle;
@@ -32,7 +34,15 @@ pub fn current() -> usize {
 
 /// The single-thread runtime of worker 0, run by the main thread.
 pub fn main_runtime() -> std::io::Result<Runtime> {
-    Builder::new_current_thread().enable_all().build()
+    runtime()
+}
+
+/// A worker's runtime; its blocking pool (store writes, file reads) has named threads.
+fn runtime() -> std::io::Result<Runtime> {
+    Builder::new_current_thread()
+        .enable_all()
+        .thread_name("split-blocking")
+        .build()
 }
 
 /// Workers 1..N, each on its own thread, running until [`Extra::stop`].
@@ -49,10 +59,7 @@ impl Extra {
             threads: Vec::new(),
         };
         for index in 1..workers {
-            let runtime = Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start worker {index}: {e}"))?;
+            let runtime = runtime().map_err(|e| format!("cannot start worker {index}: {e}"))?;
             extra.handles.push(runtime.handle().clone());
             let (stop, stopped) = oneshot::channel::<()>();
             let thread = std::thread::Builder::new()
