@@ -78,7 +78,7 @@ impl Extra {
         Ok(extra)
     }
 
-    /// Handles of workers 1..N, to spawn accept loops on.
+    /// Handles of workers 1..N, whose event loops take the connections handed to them.
     pub fn handles(&self) -> &[Handle] {
         &self.handles
     }
