@@ -54,12 +54,7 @@ impl Lifecycle {
 
     /// Serves `listener` with `handler` until shutdown, on the current worker.
     pub fn serve(&self, listener: TcpListener, handler: Handler) {
-        tokio::spawn(accept_loop(
-            listener,
-            handler,
-            self.stop_tx.subscribe(),
-            self.alive_tx.clone(),
-        ));
+        self.serve_on_workers(&[], listener, handler);
     }
 
     /// Serves `listener` with `handler` on the current worker and on each of `extra`
@@ -73,10 +68,6 @@ impl Lifecycle {
         listener: TcpListener,
         handler: Handler,
     ) {
-        if extra.is_empty() {
-            self.serve(listener, handler);
-            return;
-        }
         let lanes = extra
             .iter()
             .map(|worker| {
@@ -122,33 +113,8 @@ impl Default for Lifecycle {
     }
 }
 
-/// Accepts connections on `listener` and serves each on the current worker until `stop`.
-async fn accept_loop(
-    listener: TcpListener,
-    handler: Handler,
-    mut stop: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    spawn_connection(stream, peer, Arc::clone(&handler), stop.clone(), alive.clone());
-                }
-                Err(e) => {
-                    // Out of file descriptors or similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = stop.changed() => break,
-        }
-    }
-}
-
 /// Accepts connections on `listener` until `stop` and hands them out in turn: to this
-/// worker, then to each of `lanes` (the other workers).
+/// worker, then to each of `lanes` (the other workers; none with one worker).
 async fn hand_out(
     listener: TcpListener,
     lanes: Vec<mpsc::UnboundedSender<Handed>>,
