@@ -52,7 +52,7 @@ pub fn run(cli: &Cli, log: LevelHandle) -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     // nginx-style workers: one single-thread event loop each (see `crate::workers`).
-    let runtime = match crate::workers::main_runtime() {
+    let runtime = match crate::workers::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("split-proxy: cannot start the runtime: {e}");
@@ -66,7 +66,7 @@ pub fn run(cli: &Cli, log: LevelHandle) -> ExitCode {
             return ExitCode::from(EXIT_START_FAILED);
         }
     };
-    let served = runtime.block_on(serve(prepared, workers, extra.handles(), log));
+    let served = runtime.block_on(serve(prepared, extra.handles(), log));
     extra.stop();
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,12 +117,13 @@ fn prepare(cli: &Cli) -> Result<Prepared, Fatal> {
     })
 }
 
+/// Serves on this worker and the `extra` ones (workers 1..N).
 async fn serve(
     p: Prepared,
-    workers: usize,
     extra: &[tokio::runtime::Handle],
     log: LogControl,
 ) -> Result<(), String> {
+    let workers = extra.len() + 1;
     let Prepared {
         settings,
         connector,

@@ -32,13 +32,9 @@ pub fn current() -> usize {
     INDEX.with(Cell::get)
 }
 
-/// The single-thread runtime of worker 0, run by the main thread.
-pub fn main_runtime() -> std::io::Result<Runtime> {
-    runtime()
-}
-
-/// A worker's runtime; its blocking pool (store writes, file reads) has named threads.
-fn runtime() -> std::io::Result<Runtime> {
+/// A worker's single-thread runtime (worker 0's is run by the main thread); its blocking
+/// pool (store writes, file reads) has named threads.
+pub fn runtime() -> std::io::Result<Runtime> {
     Builder::new_current_thread()
         .enable_all()
         .thread_name("split-blocking")
