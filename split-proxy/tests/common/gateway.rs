@@ -58,8 +58,8 @@ fn try_start_with_env(
 ) -> Result<Gateway, (Option<ExitStatus>, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_split-proxy"));
     cmd.envs(env.iter().copied());
-    // Two workers unless the test picks its own number (one worker is a different
-    // runtime: everything runs on the main thread).
+    // Two workers unless the test picks its own number, so every test goes through the
+    // hand-out of connections between workers.
     if !args.contains(&"--workers") {
         cmd.args(["--workers", "2"]);
     }
