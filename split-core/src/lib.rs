@@ -41,6 +41,8 @@
 //! - [`guard`]: the canary guardrail's configuration and window statistics.
 //! - [`json_scan`]: the allocation-free fast path of the `model` and `usage` reads.
 //! - [`word_hash`]: the fast unkeyed hasher of maps keyed by configured values.
+//! - [`wire`]: HTTP/1.1 request and response heads and bodies parsed from bytes (the
+//!   proxy's server and upstream client do the IO).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -63,6 +65,7 @@ pub mod secret;
 pub mod select;
 pub mod snapshot;
 pub mod stats;
+pub mod wire;
 pub mod word_hash;
 
 #[cfg(feature = "fuzzing")]

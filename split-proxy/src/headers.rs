@@ -478,15 +478,8 @@ mod tests {
 
     /// The fields of a written request head, as a map (order kept within a name).
     fn fields_of(head: &[u8]) -> HeaderMap {
-        let mut fields = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut fields);
-        assert!(request.parse(head).unwrap().is_complete());
-        let mut map = HeaderMap::new();
-        for field in request.headers.iter() {
-            let name = HeaderName::from_bytes(field.name.as_bytes()).unwrap();
-            map.append(name, HeaderValue::from_bytes(field.value).unwrap());
-        }
-        map
+        let parsed = split_core::wire::request::parse(&mut bytes::BytesMut::from(head));
+        parsed.unwrap().expect("a whole head").headers
     }
 
     /// A client's header map of `fields`, in order.

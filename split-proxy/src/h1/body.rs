@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::oneshot;
 
-use super::chunked::{ChunkedError, Decoder};
+use split_core::wire::chunked::{ChunkedError, Decoder};
 
 /// Why a request body could not be read.
 #[derive(Debug, thiserror::Error)]

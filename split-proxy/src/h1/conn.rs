@@ -30,13 +30,13 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, Sleep};
 
 use super::body::{close_gate, Continue, ReadSide, Remaining, RequestBody};
-use super::chunked::Decoder;
 use super::h2::{preface, Preface};
-use super::head::{self, Framing, Head, HeadError, MAX_HEAD};
 use super::io::{read_discard, read_more};
 use super::response::{self, BodyPlan};
 use super::write::{self, WriteError};
 use crate::server::{Handler, HandlerFuture};
+use split_core::wire::chunked::Decoder;
+use split_core::wire::request::{self as head, Framing, Head, HeadError, MAX_HEAD};
 
 /// How long a request head may take to arrive.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);

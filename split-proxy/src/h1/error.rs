@@ -4,7 +4,7 @@
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, DATE, SERVER};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-use super::head::HeadError;
+use split_core::wire::request::HeadError;
 
 /// Status and message for `error`.
 pub fn status_and_message(error: HeadError) -> (StatusCode, String) {

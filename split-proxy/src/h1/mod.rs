@@ -2,12 +2,11 @@
 //!
 //! Why not hyper's: hyper keeps two 8 KiB buffers per connection, idle or not, and
 //! re-allocates its read buffer per request. Here an idle connection holds no buffer,
-//! heads are parsed with `httparse` from right-sized buffers, and response heads are
-//! serialized into a Vec sized for them and dropped once written. Clients that open
-//! with the HTTP/2 preface are handed to hyper's h2 server ([`h2`]).
+//! heads are parsed from right-sized buffers (by `split_core::wire`, which also decodes
+//! chunked bodies), and response heads are serialized into a Vec sized for them and
+//! dropped once written. Clients that open with the HTTP/2 preface are handed to hyper's
+//! h2 server ([`h2`]).
 //!
-//! - [`head`]: request head parsing, limits, framing and keep-alive rules.
-//! - [`chunked`]: chunked decoding (request) and framing (response).
 //! - [`body`]: [`RequestBody`], the body handlers receive.
 //! - [`response`]: response framing decisions and head serialization.
 //! - [`write`]: writing the response body frame by frame.
@@ -18,15 +17,12 @@
 //! - [`h2`]: the hand-off of h2 prior-knowledge clients to hyper.
 
 pub mod body;
-pub mod chunked;
 pub mod conn;
 pub mod date;
 pub mod error;
 pub mod h2;
-pub mod head;
 pub mod io;
 pub mod response;
-pub mod spans;
 pub mod write;
 
 pub use body::RequestBody;

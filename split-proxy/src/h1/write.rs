@@ -8,7 +8,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::chunked::{size_line, LAST_CHUNK};
+use split_core::wire::chunked::{size_line, LAST_CHUNK};
 
 /// The end of a chunk's data followed by the last chunk.
 const CRLF_LAST_CHUNK: &[u8] = b"\r\n0\r\n\r\n";

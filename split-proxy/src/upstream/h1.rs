@@ -15,9 +15,9 @@ use http_body::Body;
 use tokio::io::ReadBuf;
 
 use super::connect::Io;
-use super::h1_head::{
-    encode_request, parse_response, request_framing, valid_target, Parsed, ResponseHead,
-};
+use split_core::wire::response::{parse_response, Parsed, ResponseHead};
+
+use super::h1_head::{encode_request, request_framing, valid_target};
 use super::h1_upload::{Upload, UploadError};
 use crate::body::ProxyBody;
 use crate::headers::UpstreamHeaders;
@@ -227,8 +227,9 @@ pub async fn status_of(
 mod tests {
     use super::*;
     use crate::body::full;
-    use crate::upstream::h1_head::{BodyFraming, RequestFraming};
+    use crate::upstream::h1_head::RequestFraming;
     use bytes::Bytes;
+    use split_core::wire::response::BodyFraming;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn h1(io: tokio::io::DuplexStream) -> H1Conn {

@@ -13,11 +13,11 @@ use http_body::{Body, Frame, SizeHint};
 use split_core::config::upstream::KeepalivePool;
 
 use super::h1::H1Conn;
-use super::h1_decode::{Decoder, Step};
-use super::h1_head::ResponseHead;
 use super::h1_upload::Upload;
 use super::pool::{Pool, PoolKey};
 use crate::body::BoxError;
+use split_core::wire::response::ResponseHead;
+use split_core::wire::response_body::{Decoder, Step};
 
 /// Where a connection goes back to.
 pub struct Reuse {

@@ -4,7 +4,6 @@
 pub mod connect;
 pub mod h1;
 pub mod h1_body;
-pub mod h1_decode;
 pub mod h1_head;
 pub mod h1_upload;
 pub mod pool;

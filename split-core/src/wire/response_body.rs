@@ -4,7 +4,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::h1_head::BodyFraming;
+use super::response::BodyFraming;
 
 /// Longest chunk-size line (with extensions).
 pub const MAX_LINE: usize = 4096;

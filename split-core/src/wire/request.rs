@@ -295,5 +295,5 @@ fn keep_alive(version: Version, headers: &HeaderMap, connection: bool) -> bool {
 }
 
 #[cfg(test)]
-#[path = "head_tests.rs"]
+#[path = "request_tests.rs"]
 mod tests;

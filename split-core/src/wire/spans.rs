@@ -2,8 +2,8 @@
 //!
 //! `httparse` hands out slices borrowed from the read buffer; the buffer must be split
 //! (`BytesMut::split_to`) before its bytes can be shared, which ends that borrow. Both
-//! head parsers (client requests in [`super::head`], upstream responses in
-//! `upstream::h1_head`) therefore note where each part is, split the head off, and then
+//! head parsers (client requests in [`super::request`], upstream responses in
+//! [`super::response`]) therefore note where each part is, split the head off, and then
 //! take header values as shared `Bytes` (one reference count each, no copy) and names
 //! and methods as plain slices (no reference count at all).
 
