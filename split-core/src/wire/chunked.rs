@@ -1,8 +1,8 @@
 //! Chunked transfer coding (RFC 9112 §7.1): an incremental decoder for request bodies
 //! and the framing written around response body frames.
 //!
-//! The decoder accepts chunk extensions (skipped, at most [`MAX_LINE`] bytes per line)
-//! and trailer fields (skipped, at most [`MAX_TRAILERS`] bytes in all); line ends must be
+//! The decoder accepts chunk extensions (`;` after the size and optional whitespace;
+//! skipped, at most [`MAX_LINE`] bytes per line) and trailer fields (skipped, at most [`MAX_TRAILERS`] bytes in all); line ends must be
 //! CRLF.
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -17,7 +17,9 @@ pub const MAX_TRAILERS: usize = 16 * 1024;
 enum State {
     /// Reading hex digits of a chunk size.
     Size { value: u64, digits: u8 },
-    /// Skipping whitespace or an extension up to CR.
+    /// Whitespace after the size digits: more of it, `;` or CR may follow.
+    SizeWs { value: u64 },
+    /// Skipping an extension (after `;`) up to CR.
     Extension { value: u64 },
     /// CR seen after a size line.
     SizeLf { value: u64 },
@@ -126,9 +128,23 @@ impl Decoder {
                         }
                     }
                     _ if digits == 0 => return Err(ChunkedError("chunk size is not hexadecimal")),
-                    b';' | b' ' | b'\t' => State::Extension { value },
+                    b' ' | b'\t' => State::SizeWs { value },
+                    b';' => State::Extension { value },
                     b'\r' => State::SizeLf { value },
                     _ => return Err(ChunkedError("chunk size is not hexadecimal")),
+                }
+            }
+            State::SizeWs { value } => {
+                self.line()?;
+                match byte {
+                    b' ' | b'\t' => State::SizeWs { value },
+                    b';' => State::Extension { value },
+                    b'\r' => State::SizeLf { value },
+                    _ => {
+                        return Err(ChunkedError(
+                            "chunk size is followed by neither `;` nor CRLF",
+                        ))
+                    }
                 }
             }
             State::Extension { value } => {

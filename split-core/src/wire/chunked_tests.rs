@@ -41,9 +41,10 @@ fn encode(chunks: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn decodes_chunks_extensions_and_trailers() {
-    let input = b"5;name=value\r\nhello\r\n6 \r\n world\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+    let input =
+        b"5;name=value\r\nhello\r\n6 \r\n world\r\n1 \t; x\r\n!\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
     let (data, done, rest) = decode_in_pieces(input, &[]).unwrap();
-    assert_eq!(data, b"hello world");
+    assert_eq!(data, b"hello world!");
     assert!(done);
     assert_eq!(rest, b"NEXT");
 }
@@ -64,6 +65,16 @@ fn refuses_broken_framing() {
         (b"0\r\n\rX", "body does not end with CRLF"),
         (b"0\r\nA: b\n", "bare LF in trailer"),
         (b"5;a\n", "bare LF in chunk extension"),
+        // Only whitespace, then `;` or CRLF, may follow the size (RFC 9112 §7.1.1):
+        // what follows a stray word is not an extension.
+        (
+            b"5 abc\r\n",
+            "chunk size is followed by neither `;` nor CRLF",
+        ),
+        (
+            b"5 \t 0\r\n",
+            "chunk size is followed by neither `;` nor CRLF",
+        ),
     ] {
         assert_eq!(
             decode_in_pieces(input, &[]).unwrap_err(),
