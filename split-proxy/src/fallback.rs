@@ -356,9 +356,11 @@ async fn attempt(
     ))
 }
 
-/// A connect failure or timeout: the gateway's 502/504 if it is the last try.
+/// A connect failure or timeout: the gateway's 502/504 if it is the last try. A failed
+/// client body ends the request (400): another arm would get the same broken body.
 fn failed_to_send(e: ForwardError, route_id: &str) -> Tried {
     let reason = match e {
+        ForwardError::ClientBody(_) => return Tried::Final(failure_reply(e, route_id)),
         ForwardError::Failed { timeout: true, .. } => FailReason::Timeout,
         ForwardError::NoNodes | ForwardError::Failed { .. } => FailReason::Connect,
     };

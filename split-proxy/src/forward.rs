@@ -79,6 +79,9 @@ pub enum ForwardError {
         /// The last failure.
         reason: String,
     },
+    /// The client's request body failed (bad chunked framing, the client gone) while it
+    /// was sent → 400. Not the upstream's fault: no node is marked, no arm is retried.
+    ClientBody(String),
 }
 
 /// Per-attempt failures reported for metrics.
@@ -226,6 +229,11 @@ pub async fn forward(
                     if !reused {
                         break;
                     }
+                }
+                Sent::Failed { .. } if upload.client_error().is_some() => {
+                    let reason = upload.client_error().unwrap_or_default().to_owned();
+                    tracing::info!(node = %node_name(), %reason, "request body failed");
+                    return Err(ForwardError::ClientBody(reason));
                 }
                 Sent::Failed { timeout, reason } => {
                     tracing::warn!(node = %node_name(), %reason, "upstream request failed");

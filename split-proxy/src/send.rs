@@ -305,9 +305,13 @@ fn touches_forwarded(rewrites: &Rewrites<'_>, key_auth: Option<&KeyAuthRoute>) -
 }
 
 /// The gateway's answer when no node answered: 502 (no node, connect error), 504 (the
-/// last attempt timed out); logged with the route id.
+/// last attempt timed out), 400 (the client's body failed); logged with the route id.
 pub(crate) fn failure_reply(e: ForwardError, route_id: &str) -> Response<ProxyBody> {
     match e {
+        ForwardError::ClientBody(reason) => reply::error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid request body: {reason}"),
+        ),
         ForwardError::NoNodes => reply::error(StatusCode::BAD_GATEWAY, "no valid upstream node"),
         ForwardError::Failed {
             timeout: true,

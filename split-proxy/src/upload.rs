@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -22,6 +22,8 @@ pub struct Progress {
     bytes: AtomicU64,
     /// The first bytes of a JSON body (to log its `model`), when captured.
     head: Option<Mutex<Captured>>,
+    /// Why the client's body failed (bad chunked framing, the client gone), if it did.
+    client_error: OnceLock<String>,
 }
 
 /// The captured start of a body: a body that came in one piece (the common case for
@@ -74,6 +76,7 @@ impl Progress {
             done: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
             head: capture_json.then(|| Mutex::new(Captured::Nothing)),
+            client_error: OnceLock::new(),
         })
     }
 
@@ -119,6 +122,12 @@ impl Progress {
     /// Bytes passed so far.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Why the client's body failed, when it did: a failed upload is then the client's
+    /// fault, not the upstream's.
+    pub fn client_error(&self) -> Option<&str> {
+        self.client_error.get().map(String::as_str)
     }
 }
 
@@ -167,8 +176,11 @@ impl Body for ProgressBody {
                 this.progress.touch();
                 this.progress.done.store(true, Ordering::Relaxed);
             }
-            Poll::Ready(None) => {}
-            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+            Poll::Ready(None) | Poll::Pending => {}
+            Poll::Ready(Some(Err(e))) => {
+                // The first error is the one the client caused; later ones follow it.
+                let _ = this.progress.client_error.set(e.to_string());
+            }
         }
         polled
     }

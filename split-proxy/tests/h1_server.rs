@@ -1,6 +1,7 @@
 //! The owned HTTP/1.1 server through the real binary: pipelining, HTTP/1.0 keep-alive
-//! and close, `Expect: 100-continue`, chunked request bodies forwarded intact, HEAD, a
-//! large streamed response, and a client leaving mid-response.
+//! and close, `Expect: 100-continue`, chunked request bodies forwarded intact (and a
+//! broken one answered 400), HEAD, a large streamed response, and a client leaving
+//! mid-response.
 
 mod common;
 
@@ -249,6 +250,49 @@ fn chunked_request_bodies_are_forwarded_intact() {
     // The connection is still usable.
     c.send(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(json_body(&c.answer(false))["path"], "/after");
+}
+
+#[test]
+fn a_broken_chunked_body_is_the_clients_fault() {
+    let s = setup();
+    let mut c = Conn::open(&s.gw);
+    // A chunk size followed by a word, not `;` or CRLF (RFC 9112 7.1.1); the first
+    // chunk goes upstream before the broken line is read.
+    c.send(b"POST /broken HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.send(b"5\r\nhello\r\n5 abc\r\nworld\r\n0\r\n\r\n");
+    let a = c.answer(false);
+    assert!(a.head.starts_with("HTTP/1.1 400 "), "{}", a.head);
+    let msg = json_body(&a)["error_msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        msg.starts_with("invalid request body: invalid chunked request body: chunk size"),
+        "{msg}"
+    );
+    // Not counted as an upstream error, and the node still serves.
+    let metrics = get_text(s.gw.metrics, "/apisix/prometheus/metrics");
+    assert!(
+        !metrics.contains("split_upstream_errors_total{"),
+        "{metrics}"
+    );
+    let mut c = Conn::open(&s.gw);
+    c.send(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(json_body(&c.answer(false))["path"], "/after");
+}
+
+/// The body of `GET path` on `addr` (HTTP/1.0, read to the close).
+fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or(text)
 }
 
 #[test]
