@@ -19,9 +19,13 @@
 //!   comma-separated allow-list.
 //! - [`gateway_yaml`] / [`standalone`]: the document text.
 //! - [`json_scan`]: a JSON request or `usage` object, as bytes.
+//! - [`h1_request`]: what a client sends: a request head, then body bytes.
+//! - [`h1_response`]: byte 0 bit 0 set answers a HEAD request; then what an upstream
+//!   sends: interim and final response heads, then body bytes.
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use bytes::BytesMut;
 use serde_json::{json, Value};
 
 use crate::admin_auth::{extract_token, validate_keys, AdminAuth, AdminKey, AuthDecision, Role};
@@ -35,6 +39,9 @@ use crate::request::{Request, VarError};
 use crate::rewrite::{HeaderEdits, RegexUri, Rewrite};
 use crate::select::{Rendezvous, Schedule, SeededRandom};
 use crate::snapshot::validate_object;
+use crate::wire::request::{self, Framing, Head};
+use crate::wire::response::{self, BodyFraming, Parsed, ResponseHead};
+use crate::wire::{chunked, response_body};
 
 /// Longest window [`select`] checks exactly (bounds the per-input work).
 const MAX_CHECKED_PERIOD: u64 = 4096;
@@ -516,5 +523,290 @@ pub fn json_scan(data: &[u8]) {
             crate::llm::usage::usage_object_serde(data),
             "scanner and serde_json disagree on the usage counts"
         );
+    }
+}
+
+/// Client bytes → request head, then a chunked body when the head announces one:
+/// - a prefix of a complete head is "more bytes needed" (never an error), and the head
+///   parses the same with any bytes after it;
+/// - a head written back canonically (`name: value` lines) parses to the same head;
+/// - the chunked decoder gives the same data and verdict whatever the read sizes, and
+///   the upstream response decoder agrees with every body it accepts.
+pub fn h1_request(data: &[u8]) {
+    let mut buf = BytesMut::from(data);
+    let parsed = request::parse(&mut buf);
+    let used = data.len() - buf.len();
+    for cut in cuts(data.len(), used) {
+        let mut prefix = BytesMut::from(&data[..cut]);
+        let again = request::parse(&mut prefix);
+        match (&parsed, again) {
+            (Ok(Some(head)), Ok(Some(again))) if cut >= used => {
+                same_request(head, &again);
+                assert_eq!(prefix.len(), cut - used, "bytes after the head");
+            }
+            (Ok(_), Ok(None)) if cut < used || used == 0 => {
+                assert_eq!(prefix.len(), cut, "a partial head consumed bytes");
+            }
+            (Ok(_), other) => panic!("prefix of {cut} bytes (head of {used}): {other:?}"),
+            (Err(_), _) => {}
+        }
+    }
+    let Ok(Some(head)) = parsed else {
+        return;
+    };
+    let mut text = format!("{} {} {:?}\r\n", head.method, head.uri, head.version).into_bytes();
+    for (name, value) in &head.headers {
+        text.extend_from_slice(name.as_str().as_bytes());
+        text.extend_from_slice(b": ");
+        text.extend_from_slice(value.as_bytes());
+        text.extend_from_slice(b"\r\n");
+    }
+    text.extend_from_slice(b"\r\n");
+    match request::parse(&mut BytesMut::from(&text[..])) {
+        Ok(Some(again)) => same_request(&head, &again),
+        other => panic!("the head written back does not parse: {other:?}"),
+    }
+    if head.framing == Framing::Chunked {
+        request_body(&data[used..]);
+    }
+}
+
+/// Upstream bytes → response heads (1xx ones skipped), then the body their framing
+/// announces:
+/// - a prefix of a complete head is "more bytes needed", and the head parses the same
+///   with any bytes after it;
+/// - a final head written back canonically parses to the same head;
+/// - the body decoder gives the same data and verdicts (at its end and at end of file)
+///   whatever the read sizes.
+pub fn h1_response(data: &[u8]) {
+    let Some((&flags, mut rest)) = data.split_first() else {
+        return;
+    };
+    let method = if flags & 1 == 1 {
+        http::Method::HEAD
+    } else {
+        http::Method::GET
+    };
+    // The client reads heads until a final one; bounded here like the input.
+    for _ in 0..8 {
+        let mut buf = BytesMut::from(rest);
+        let parsed = response::parse_response(&mut buf, &method);
+        let used = rest.len() - buf.len();
+        for cut in cuts(rest.len(), used) {
+            let mut prefix = BytesMut::from(&rest[..cut]);
+            let again = response::parse_response(&mut prefix, &method);
+            match (&parsed, again) {
+                (Ok(Parsed::Final(head)), Ok(Parsed::Final(again))) if cut >= used => {
+                    same_response(head, &again);
+                    assert_eq!(prefix.len(), cut - used, "bytes after the head");
+                }
+                (Ok(Parsed::Interim), Ok(Parsed::Interim)) if cut >= used => {
+                    assert_eq!(prefix.len(), cut - used, "bytes after the head");
+                }
+                (Ok(_), Ok(Parsed::Partial)) if cut < used || used == 0 => {
+                    assert_eq!(prefix.len(), cut, "a partial head consumed bytes");
+                }
+                (Ok(_), other) => panic!("prefix of {cut} bytes (head of {used}): {other:?}"),
+                (Err(_), _) => {}
+            }
+        }
+        match parsed {
+            Ok(Parsed::Interim) => rest = &rest[used..],
+            Ok(Parsed::Final(head)) => {
+                response_written_back(&head, &method);
+                response_body_in_pieces(head.framing, &rest[used..]);
+                return;
+            }
+            Ok(Parsed::Partial) | Err(_) => return,
+        }
+    }
+}
+
+/// Where [`h1_request`] and [`h1_response`] cut their input: around the head's end
+/// (`used` bytes) and at a few fixed fractions.
+fn cuts(len: usize, used: usize) -> impl Iterator<Item = usize> {
+    let points = [
+        0,
+        1,
+        len / 3,
+        len / 2,
+        len.saturating_sub(1),
+        used.saturating_sub(1),
+        used,
+        used + 1,
+    ];
+    points.into_iter().filter(move |&cut| cut <= len)
+}
+
+fn same_request(a: &Head, b: &Head) {
+    assert_eq!(
+        (&a.method, &a.uri, a.version, &a.headers),
+        (&b.method, &b.uri, b.version, &b.headers),
+        "request heads differ"
+    );
+    assert_eq!(
+        (a.framing, a.keep_alive, a.expect_continue),
+        (b.framing, b.keep_alive, b.expect_continue),
+        "request framing differs"
+    );
+}
+
+fn same_response(a: &ResponseHead, b: &ResponseHead) {
+    assert_eq!(
+        (a.parts.status, a.parts.version, &a.parts.headers),
+        (b.parts.status, b.parts.version, &b.parts.headers),
+        "response heads differ"
+    );
+    assert_eq!(
+        (a.framing, a.keep_alive),
+        (b.framing, b.keep_alive),
+        "response framing differs"
+    );
+}
+
+/// `head` written back as text parses (for the same `method`) to the same head.
+fn response_written_back(head: &ResponseHead, method: &http::Method) {
+    let mut text = format!(
+        "{:?} {} X\r\n",
+        head.parts.version,
+        head.parts.status.as_u16()
+    )
+    .into_bytes();
+    for (name, value) in &head.parts.headers {
+        text.extend_from_slice(name.as_str().as_bytes());
+        text.extend_from_slice(b": ");
+        text.extend_from_slice(value.as_bytes());
+        text.extend_from_slice(b"\r\n");
+    }
+    text.extend_from_slice(b"\r\n");
+    match response::parse_response(&mut BytesMut::from(&text[..]), method) {
+        Ok(Parsed::Final(again)) => same_response(head, &again),
+        other => panic!("the head written back does not parse: {other:?}"),
+    }
+}
+
+/// Read sizes [`request_body`] and [`response_body_in_pieces`] cycle through.
+const PIECES: [usize; 5] = [1, 3, 7, 16, 61];
+
+/// `bytes` cut into [`PIECES`]-sized reads after an empty one (all of it at once when
+/// `whole`).
+fn reads(bytes: &[u8], whole: bool) -> Vec<&[u8]> {
+    if whole {
+        return vec![bytes];
+    }
+    let mut out = vec![&bytes[..0]];
+    let mut at = 0;
+    for size in PIECES.iter().cycle() {
+        if at >= bytes.len() {
+            break;
+        }
+        let end = (at + size).min(bytes.len());
+        out.push(&bytes[at..end]);
+        at = end;
+    }
+    out
+}
+
+/// The data, whether the body ended, and the error (as text) of a chunked request body
+/// read in `reads`.
+fn decode_request_body(reads: &[&[u8]]) -> (Vec<u8>, bool, Option<String>) {
+    let mut decoder = chunked::Decoder::new();
+    let (mut buf, mut out) = (BytesMut::new(), Vec::new());
+    for read in reads {
+        buf.extend_from_slice(read);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(data)) => {
+                    assert!(!data.is_empty(), "an empty data piece");
+                    out.extend_from_slice(&data);
+                }
+                Ok(None) => break,
+                Err(e) => return (out, decoder.is_done(), Some(e.to_string())),
+            }
+        }
+        if decoder.is_done() {
+            break;
+        }
+    }
+    (out, decoder.is_done(), None)
+}
+
+/// A chunked request body decodes the same whatever the read sizes; when it ends, the
+/// upstream response decoder (which also takes bare LF line ends) reads the same data.
+fn request_body(body: &[u8]) {
+    let whole = decode_request_body(&reads(body, true));
+    let pieces = decode_request_body(&reads(body, false));
+    assert_eq!(
+        whole, pieces,
+        "a chunked body decodes differently in pieces"
+    );
+    if let (data, true, None) = whole {
+        let (upstream, ended, _) = decode_response_body(BodyFraming::Chunked, &reads(body, true));
+        assert_eq!(
+            (upstream, ended),
+            (data, Some(true)),
+            "the response decoder reads an accepted chunked body differently"
+        );
+    }
+}
+
+/// A response body read: its data, the verdict at the end of the input (`Some(true)`
+/// ended, `Some(false)` more needed, `None` an error) and the verdict at end of file.
+type ResponseBody = (
+    Vec<u8>,
+    Option<bool>,
+    Result<(), response_body::DecodeError>,
+);
+
+/// [`ResponseBody`] of a body with `framing` read in `reads`.
+fn decode_response_body(framing: BodyFraming, reads: &[&[u8]]) -> ResponseBody {
+    let mut decoder = response_body::Decoder::new(framing);
+    let (mut buf, mut out) = (BytesMut::new(), Vec::new());
+    let mut ended = Some(false);
+    'reads: for read in reads {
+        buf.extend_from_slice(read);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(response_body::Step::Data(data)) => {
+                    assert!(!data.is_empty(), "an empty data piece");
+                    out.extend_from_slice(&data);
+                }
+                Ok(response_body::Step::NeedMore) => break,
+                Ok(response_body::Step::End) => {
+                    ended = Some(true);
+                    break 'reads;
+                }
+                Err(_) => {
+                    ended = None;
+                    break 'reads;
+                }
+            }
+        }
+    }
+    let eof = if ended.is_some() {
+        decoder.eof()
+    } else {
+        Ok(())
+    };
+    (out, ended, eof)
+}
+
+/// A response body decodes the same whatever the read sizes, and never yields more
+/// than a `Content-Length` announces.
+fn response_body_in_pieces(framing: BodyFraming, body: &[u8]) {
+    let whole = decode_response_body(framing, &reads(body, true));
+    let pieces = decode_response_body(framing, &reads(body, false));
+    assert_eq!(
+        whole, pieces,
+        "a response body decodes differently in pieces"
+    );
+    match framing {
+        BodyFraming::Empty => assert_eq!(whole.1, Some(true), "an empty body did not end"),
+        BodyFraming::Length(n) => {
+            let expect = usize::try_from(n).map_or(body.len(), |n| n.min(body.len()));
+            assert_eq!(whole.0, &body[..expect], "a Content-Length body's bytes");
+        }
+        BodyFraming::Close => assert_eq!(whole.0, body, "a close-delimited body's bytes"),
+        BodyFraming::Chunked => {}
     }
 }

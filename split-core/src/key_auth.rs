@@ -114,7 +114,7 @@ pub enum AuthOutcome<'a> {
     },
     /// No or an unknown key, and the route names an `anonymous_consumer`.
     Anonymous(&'a Arc<Consumer>),
-    /// 401 with [`AuthOutcome::body`] and `WWW-Authenticate: <challenge>`.
+    /// 401 with [`AuthReject::body`] and `WWW-Authenticate: <challenge>`.
     Reject(AuthReject),
 }
 

@@ -17,6 +17,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("gateway_yaml", split_core::fuzzing::gateway_yaml),
     ("standalone", split_core::fuzzing::standalone),
     ("json_scan", split_core::fuzzing::json_scan),
+    ("h1_request", split_core::fuzzing::h1_request),
+    ("h1_response", split_core::fuzzing::h1_response),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -116,4 +118,14 @@ fn every_target_is_replayed() {
             "shim {name}.rs does not call split_core::fuzzing::{name}"
         );
     }
+}
+
+#[test]
+fn h1_request_corpus() {
+    replay("h1_request", split_core::fuzzing::h1_request);
+}
+
+#[test]
+fn h1_response_corpus() {
+    replay("h1_response", split_core::fuzzing::h1_response);
 }

@@ -1,6 +1,6 @@
 //! A Redis server that holds counters shared by several gateways: limit-count
 //! `policy: redis` (APISIX's flat `redis_*` fields) and traffic-split `ticket: redis`
-//! (a nested `redis {…}` object). Both validate through [`RedisFields`].
+//! (a nested `redis {…}` object). Both validate through the same fields.
 //!
 //! TLS to Redis (`redis_ssl: true`) is refused as not supported yet rather than silently
 //! sent in clear text.

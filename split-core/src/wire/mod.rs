@@ -3,7 +3,8 @@
 //! hand it here; nothing here reads, writes or waits.
 //!
 //! Every function takes any bytes: what it cannot accept is an error (or "more bytes
-//! needed"), never a panic.
+//! needed"), never a panic. The `h1_request` and `h1_response` fuzz targets (module
+//! `fuzzing`, feature `fuzzing`) hold them to that.
 //!
 //! - [`request`]: client request heads: limits, framing and keep-alive rules.
 //! - [`chunked`]: chunked request bodies (decoder) and the chunk framing of responses.
