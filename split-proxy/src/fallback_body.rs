@@ -47,7 +47,7 @@ where
             Some(Err(e)) => {
                 return Err(Box::new(reply::error(
                     StatusCode::BAD_REQUEST,
-                    &format!("failed to read request body: {e}"),
+                    &format!("invalid request body: {e}"),
                 )))
             }
             Some(Ok(frame)) => {

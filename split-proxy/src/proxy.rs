@@ -440,7 +440,7 @@ async fn read_body(body: ClientBody, max: usize) -> Result<Bytes, Response<Proxy
         )),
         Err(e) => Err(reply::error(
             StatusCode::BAD_REQUEST,
-            &format!("failed to read request body: {e}"),
+            &format!("invalid request body: {e}"),
         )),
     }
 }

@@ -40,6 +40,9 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let doc = json!({"routes": [
         {"id": "large", "uri": "/large", "upstream": {"nodes": {large.addr.to_string(): 1}}},
+        // Matching on the body's `model` reads the whole body before forwarding.
+        {"id": "by-model", "uri": "/by-model", "vars": [["post_arg.model", "==", "gpt-4"]],
+         "upstream": {"nodes": {mock.node(): 1}}},
         {"id": "mock", "uri": "/*", "upstream": {"nodes": {mock.node(): 1}}},
     ]});
     let file = dir.path().join("apisix.json");
@@ -269,6 +272,27 @@ fn a_broken_chunked_body_is_the_clients_fault() {
     assert!(
         msg.starts_with("invalid request body: invalid chunked request body: chunk size"),
         "{msg}"
+    );
+    // The same answer when the body is read whole first (to match on its `model`),
+    // and nothing of it goes upstream.
+    let hits = s.mock.hits().len();
+    let mut c = Conn::open(&s.gw);
+    c.send(b"POST /by-model HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.send(b"5 abc\r\nhello\r\n0\r\n\r\n");
+    let a = c.answer(false);
+    assert!(a.head.starts_with("HTTP/1.1 400 "), "{}", a.head);
+    let whole = json_body(&a)["error_msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        whole.starts_with("invalid request body: invalid chunked"),
+        "{whole}"
+    );
+    assert_eq!(
+        s.mock.hits().len(),
+        hits,
+        "a broken body reached the upstream"
     );
     // Not counted as an upstream error, and the node still serves.
     let metrics = get_text(s.gw.metrics, "/apisix/prometheus/metrics");
