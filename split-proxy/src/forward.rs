@@ -230,12 +230,11 @@ pub async fn forward(
                         break;
                     }
                 }
-                Sent::Failed { .. } if upload.client_error().is_some() => {
-                    let reason = upload.client_error().unwrap_or_default().to_owned();
-                    tracing::info!(node = %node_name(), %reason, "request body failed");
-                    return Err(ForwardError::ClientBody(reason));
-                }
                 Sent::Failed { timeout, reason } => {
+                    if let Some(why) = upload.client_error() {
+                        tracing::info!(node = %node_name(), reason = why, "request body failed");
+                        return Err(ForwardError::ClientBody(why.to_owned()));
+                    }
                     tracing::warn!(node = %node_name(), %reason, "upstream request failed");
                     on_error(AttemptError {
                         node: node_name(),
