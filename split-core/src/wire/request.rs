@@ -211,7 +211,7 @@ fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item =
 }
 
 /// Comma-separated tokens of one field value, trimmed.
-fn value_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn value_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
@@ -283,15 +283,25 @@ pub(crate) fn parse_length(token: &[u8]) -> Option<u64> {
 /// Whether the client wants the connection kept; `connection` tells whether the head
 /// has a `Connection` field at all (without one, only HTTP/1.1 keeps it).
 fn keep_alive(version: Version, headers: &HeaderMap, connection: bool) -> bool {
-    if !connection {
+    connection_kept(version, connection.then(|| tokens(headers, &CONNECTION)))
+}
+
+/// The keep-alive rule of both sides (RFC 9112 §9.3): HTTP/1.1 keeps the connection
+/// unless a `Connection` token is `close`; HTTP/1.0 only with `keep-alive` and no
+/// `close`. `tokens` are the `Connection` tokens, `None` when the head has no such field.
+pub(crate) fn connection_kept<'a>(
+    version: Version,
+    tokens: Option<impl Iterator<Item = &'a [u8]>>,
+) -> bool {
+    let Some(tokens) = tokens else {
         return version == Version::HTTP_11;
+    };
+    let (mut close, mut keep) = (false, false);
+    for token in tokens {
+        close |= token.eq_ignore_ascii_case(b"close");
+        keep |= token.eq_ignore_ascii_case(b"keep-alive");
     }
-    let has = |word: &[u8]| tokens(headers, &CONNECTION).any(|t| t.eq_ignore_ascii_case(word));
-    if version == Version::HTTP_11 {
-        !has(b"close")
-    } else {
-        has(b"keep-alive") && !has(b"close")
-    }
+    !close && (version == Version::HTTP_11 || keep)
 }
 
 #[cfg(test)]

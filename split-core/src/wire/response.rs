@@ -7,6 +7,7 @@ use bytes::{Buf, BytesMut};
 use http::header::{HeaderMap, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
 
+use super::request::{connection_kept, value_tokens};
 use super::spans::{self, Split};
 
 /// Largest response head accepted (status line and headers).
@@ -152,23 +153,18 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
     }))
 }
 
-/// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only with
-/// `Connection: keep-alive`. `connection` tells whether the head has a `Connection`
-/// field at all.
+/// Whether the upstream keeps the connection ([`super::request::connection_kept`]);
+/// `connection` tells whether the head has a `Connection` field at all. Only values
+/// `HeaderValue::to_str` accepts (visible ASCII and tab) give tokens.
 fn keep_alive(version: Version, headers: &HeaderMap, connection: bool) -> bool {
-    if !connection {
-        return version == Version::HTTP_11;
-    }
-    let mut close = false;
-    let mut keep = false;
-    for value in headers.get_all(http::header::CONNECTION) {
-        for token in value.to_str().unwrap_or("").split(',') {
-            let token = token.trim();
-            close |= token.eq_ignore_ascii_case("close");
-            keep |= token.eq_ignore_ascii_case("keep-alive");
-        }
-    }
-    !close && (version == Version::HTTP_11 || keep)
+    let tokens = || {
+        headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter(|v| v.to_str().is_ok())
+            .flat_map(|v| value_tokens(v.as_bytes()))
+    };
+    connection_kept(version, connection.then(tokens))
 }
 
 /// The body framing of a response (RFC 9112 §6.3). `length_field` is the value of the
