@@ -554,14 +554,8 @@ pub fn h1_request(data: &[u8]) {
     let Ok(Some(head)) = parsed else {
         return;
     };
-    let mut text = format!("{} {} {:?}\r\n", head.method, head.uri, head.version).into_bytes();
-    for (name, value) in &head.headers {
-        text.extend_from_slice(name.as_str().as_bytes());
-        text.extend_from_slice(b": ");
-        text.extend_from_slice(value.as_bytes());
-        text.extend_from_slice(b"\r\n");
-    }
-    text.extend_from_slice(b"\r\n");
+    let line = format!("{} {} {:?}", head.method, head.uri, head.version);
+    let text = written_back(&line, &head.headers);
     match request::parse(&mut BytesMut::from(&text[..])) {
         Ok(Some(again)) => same_request(&head, &again),
         other => panic!("the head written back does not parse: {other:?}"),
@@ -664,21 +658,23 @@ fn same_response(a: &ResponseHead, b: &ResponseHead) {
     );
 }
 
-/// `head` written back as text parses (for the same `method`) to the same head.
-fn response_written_back(head: &ResponseHead, method: &http::Method) {
-    let mut text = format!(
-        "{:?} {} X\r\n",
-        head.parts.version,
-        head.parts.status.as_u16()
-    )
-    .into_bytes();
-    for (name, value) in &head.parts.headers {
+/// A head as text: its first `line`, then `headers` as canonical `name: value` lines.
+fn written_back(line: &str, headers: &http::HeaderMap) -> Vec<u8> {
+    let mut text = format!("{line}\r\n").into_bytes();
+    for (name, value) in headers {
         text.extend_from_slice(name.as_str().as_bytes());
         text.extend_from_slice(b": ");
         text.extend_from_slice(value.as_bytes());
         text.extend_from_slice(b"\r\n");
     }
     text.extend_from_slice(b"\r\n");
+    text
+}
+
+/// `head` written back as text parses (for the same `method`) to the same head.
+fn response_written_back(head: &ResponseHead, method: &http::Method) {
+    let line = format!("{:?} {} X", head.parts.version, head.parts.status.as_u16());
+    let text = written_back(&line, &head.parts.headers);
     match response::parse_response(&mut BytesMut::from(&text[..]), method) {
         Ok(Parsed::Final(again)) => same_response(head, &again),
         other => panic!("the head written back does not parse: {other:?}"),

@@ -2,8 +2,8 @@
 //! and the framing written around response body frames.
 //!
 //! The decoder accepts chunk extensions (`;` after the size and optional whitespace;
-//! skipped, at most [`MAX_LINE`] bytes per line) and trailer fields (skipped, at most [`MAX_TRAILERS`] bytes in all); line ends must be
-//! CRLF.
+//! skipped, at most [`MAX_LINE`] bytes per line) and trailer fields (skipped, at most
+//! [`MAX_TRAILERS`] bytes in all); line ends must be CRLF.
 
 use bytes::{Buf, Bytes, BytesMut};
 
