@@ -258,17 +258,9 @@ fn chunked_request_bodies_are_forwarded_intact() {
 #[test]
 fn a_broken_chunked_body_is_the_clients_fault() {
     let s = setup();
-    let mut c = Conn::open(&s.gw);
     // A chunk size followed by a word, not `;` or CRLF (RFC 9112 7.1.1); the first
     // chunk goes upstream before the broken line is read.
-    c.send(b"POST /broken HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-    c.send(b"5\r\nhello\r\n5 abc\r\nworld\r\n0\r\n\r\n");
-    let a = c.answer(false);
-    assert!(a.head.starts_with("HTTP/1.1 400 "), "{}", a.head);
-    let msg = json_body(&a)["error_msg"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let msg = refused_body(&s, "/broken", b"5\r\nhello\r\n5 abc\r\nworld\r\n0\r\n\r\n");
     assert!(
         msg.starts_with("invalid request body: invalid chunked request body: chunk size"),
         "{msg}"
@@ -276,15 +268,7 @@ fn a_broken_chunked_body_is_the_clients_fault() {
     // The same answer when the body is read whole first (to match on its `model`),
     // and nothing of it goes upstream.
     let hits = s.mock.hits().len();
-    let mut c = Conn::open(&s.gw);
-    c.send(b"POST /by-model HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-    c.send(b"5 abc\r\nhello\r\n0\r\n\r\n");
-    let a = c.answer(false);
-    assert!(a.head.starts_with("HTTP/1.1 400 "), "{}", a.head);
-    let whole = json_body(&a)["error_msg"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let whole = refused_body(&s, "/by-model", b"5 abc\r\nhello\r\n0\r\n\r\n");
     assert!(
         whole.starts_with("invalid request body: invalid chunked"),
         "{whole}"
@@ -303,6 +287,22 @@ fn a_broken_chunked_body_is_the_clients_fault() {
     let mut c = Conn::open(&s.gw);
     c.send(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(json_body(&c.answer(false))["path"], "/after");
+}
+
+/// POSTs the chunked `body` to `path` on a new connection, asserts a 400 and returns
+/// its `error_msg`.
+fn refused_body(s: &Setup, path: &str, body: &[u8]) -> String {
+    let mut c = Conn::open(&s.gw);
+    c.send(
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes(),
+    );
+    c.send(body);
+    let a = c.answer(false);
+    assert!(a.head.starts_with("HTTP/1.1 400 "), "{}", a.head);
+    json_body(&a)["error_msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The body of `GET path` on `addr` (HTTP/1.0, read to the close).
