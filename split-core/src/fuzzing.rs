@@ -23,6 +23,8 @@
 //! - [`h1_response`]: byte 0 bit 0 set answers a HEAD request; then what an upstream
 //!   sends: interim and final response heads, then body bytes.
 
+pub mod mutate;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::BytesMut;
