@@ -10,6 +10,9 @@
 //!   client). A close without any answer happens only when the upstream's body breaks
 //!   before the first byte went out: the head waits to go out with the first body bytes,
 //!   and once the status is chosen the answer can only be cut short, as in nginx;
+//! - behind a `traffic-split` fallback, a broken head or a listed status (429, 5xx) is
+//!   served by the other arm, as is a stream whose first event is an error; any other
+//!   answer passes through as above;
 //! - nothing panics, and a plain request still works afterwards.
 //!
 //! The cases are deterministic (ChaCha8 from fixed seeds), so a failure names a case
@@ -19,11 +22,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -399,6 +402,8 @@ fn mutated_client_requests_never_break_the_gateway() {
 /// answer, then closes the connection.
 struct RawUpstream {
     addr: SocketAddr,
+    /// The case numbers asked for so far.
+    asked: Arc<Mutex<BTreeSet<u64>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -408,6 +413,7 @@ fn upstream_seeds() -> Vec<Vec<u8>> {
     let json_body = r#"{"id":"x","model":"gpt-4","usage":{"prompt_tokens":8,"completion_tokens":9,"total_tokens":17}}"#;
     let event = r#"data: {"choices":[{"delta":{"content":"Pong"}}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
     let event = format!("{event}\n\n");
+    let error_event = "data: {\"error\":{\"message\":\"overloaded\",\"code\":503}}\n\n";
     vec![
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nServer: up\r\n\r\n{json_body}",
@@ -425,6 +431,11 @@ fn upstream_seeds() -> Vec<Vec<u8>> {
         "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".into(),
         "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"a\"\r\n\r\n".into(),
         "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\nbusy".into(),
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{error_event}\r\n0\r\n\r\n",
+            error_event.len()
+        ),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nevent: error\ndata: {\"message\":\"busy\"}\n\ndata: [DONE]\n\n".into(),
     ]
     .into_iter()
     .map(String::into_bytes)
@@ -432,20 +443,21 @@ fn upstream_seeds() -> Vec<Vec<u8>> {
 }
 
 impl RawUpstream {
-    fn start() -> RawUpstream {
+    fn start(seeds: Vec<Vec<u8>>) -> RawUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let asked = Arc::new(Mutex::new(BTreeSet::new()));
+        let noted = Arc::clone(&asked);
         let thread = std::thread::spawn(move || {
-            let seeds = upstream_seeds();
             let seeds = Arc::new(seeds);
             while !stopped.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let seeds = Arc::clone(&seeds);
-                        std::thread::spawn(move || answer_case(stream, &seeds));
+                        let (seeds, noted) = (Arc::clone(&seeds), Arc::clone(&noted));
+                        std::thread::spawn(move || answer_case(stream, &seeds, &noted));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -453,6 +465,7 @@ impl RawUpstream {
         });
         RawUpstream {
             addr,
+            asked,
             stop,
             thread: Some(thread),
         }
@@ -515,7 +528,7 @@ fn verdict(bytes: &[u8]) -> Verdict {
 }
 
 /// Reads one request head on `stream` and writes the answer its path names.
-fn answer_case(mut stream: TcpStream, seeds: &[Vec<u8>]) {
+fn answer_case(mut stream: TcpStream, seeds: &[Vec<u8>], asked: &Mutex<BTreeSet<u64>>) {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -538,13 +551,14 @@ fn answer_case(mut stream: TcpStream, seeds: &[Vec<u8>]) {
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         return;
     };
+    asked.lock().unwrap().insert(n);
     let _ = stream.write_all(&upstream_answer(n, seeds));
     let _ = stream.shutdown(Shutdown::Both);
 }
 
 #[test]
 fn mutated_upstream_answers_never_break_the_gateway() {
-    let upstream = RawUpstream::start();
+    let upstream = RawUpstream::start(upstream_seeds());
     let dir = tempfile::tempdir().unwrap();
     let doc = json!({"routes": [
         {"id": "raw", "uri": "/*",
@@ -610,5 +624,143 @@ fn mutated_upstream_answers_never_break_the_gateway() {
     eprintln!("answers by status over {UPSTREAM_CASES} mutated upstream answers: {tally:?}");
     assert!(tally.get(&502).copied().unwrap_or(0) > 0, "{tally:?}");
     assert!(tally.get(&200).copied().unwrap_or(0) > 0, "{tally:?}");
+    assert_healthy(&gw, "/plain");
+}
+
+/// True when `bytes` start with a final head whose `Content-Type` is an event stream
+/// (the rule the fallback's SSE peek uses).
+fn is_sse(bytes: &[u8]) -> bool {
+    let mut buf = BytesMut::from(bytes);
+    loop {
+        match parse_response(&mut buf, &Method::GET) {
+            Ok(Parsed::Final(head)) => {
+                return head
+                    .parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"))
+            }
+            Ok(Parsed::Interim) => continue,
+            Ok(Parsed::Partial) | Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn mutated_upstream_answers_fall_back_to_the_spare_arm() {
+    // No `Retry-After`: a 429 carrying one would park the raw arm for seconds, and the
+    // cases after it would never reach it.
+    let seeds: Vec<Vec<u8>> = upstream_seeds()
+        .into_iter()
+        .filter(|s| !s.windows(11).any(|w| w == b"Retry-After"))
+        .collect();
+    let upstream = RawUpstream::start(seeds.clone());
+    let spare = Mock::http("spare");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json!({"routes": [
+        {"id": "llm", "uri": "/*",
+         "plugins": {"traffic-split": {"fallback": {}, "rules": [{"weighted_upstreams": [
+             {"upstream": {"nodes": {upstream.addr.to_string(): 1}}, "weight": 9, "name": "raw"},
+             {"upstream": {"nodes": {spare.node(): 1}}, "weight": 1, "name": "spare"}
+         ]}]}}},
+    ]});
+    let file = dir.path().join("apisix.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let gw = start(dir.path(), &["--standalone", file.to_str().unwrap()]);
+
+    let from_spare = |a: &Answer| {
+        a.status == 200 && String::from_utf8_lossy(&a.rest).contains(r#""mock":"spare""#)
+    };
+    let (mut fell_back, mut passed, mut direct) = (0, 0, 0);
+    for case in 0..UPSTREAM_CASES {
+        let request = format!("GET /case/{case} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let sent = upstream_answer(case, &seeds);
+        let shown = String::from_utf8_lossy(&sent[..sent.len().min(300)]).into_owned();
+        let verdict_sent = verdict(&sent);
+        let described = format!("{verdict_sent:?}");
+        let context = || format!("case {case}, {described}\nupstream sent: {shown:?}");
+        let answer =
+            exchange(gw.proxy, request.as_bytes()).unwrap_or_else(|e| panic!("{e}: {}", context()));
+        if !upstream.asked.lock().unwrap().contains(&case) {
+            // The split picked the spare arm (one request in ten): it served.
+            let answer = answer.unwrap_or_else(|| panic!("no answer: {}", context()));
+            assert!(from_spare(&answer), "{answer:?}: {}", context());
+            direct += 1;
+            continue;
+        }
+        let retried = match &verdict_sent {
+            Verdict::BadHead => true,
+            Verdict::Answer(status, _) => split_core::config::fallback::DEFAULT_ON.contains(status),
+        };
+        let Some(answer) = answer else {
+            // A body that breaks before anything went out, on an answer the policy keeps.
+            assert!(
+                !retried && matches!(verdict_sent, Verdict::Answer(_, None)),
+                "closed without an answer: {}",
+                context()
+            );
+            continue;
+        };
+        if from_spare(&answer) {
+            fell_back += 1;
+        } else {
+            passed += 1;
+        }
+        match verdict_sent {
+            // A broken head counts as a failed connection; a listed status falls back.
+            _ if retried => assert!(from_spare(&answer), "{answer:?}: {}", context()),
+            // The SSE peek may find an error event: then the spare serves.
+            Verdict::Answer(status, _) if is_sse(&sent) && (200..300).contains(&status) => {
+                assert!(
+                    answer.status == status || from_spare(&answer),
+                    "{answer:?}: {}",
+                    context()
+                );
+            }
+            Verdict::Answer(status, body) => {
+                assert_eq!(answer.status, status, "{}", context());
+                if let Some(body) = body {
+                    assert_eq!(
+                        verdict(&answer.raw),
+                        Verdict::Answer(status, Some(body)),
+                        "{answer:?}: {}",
+                        context()
+                    );
+                }
+            }
+            Verdict::BadHead => unreachable!("a broken head is retried"),
+        }
+    }
+    eprintln!(
+        "{UPSTREAM_CASES} cases behind a fallback: {direct} picked the spare arm; of the \
+         mutated answers, {fell_back} fell back to it and {passed} passed through"
+    );
+    assert!(
+        fell_back > 100 && passed > 50 && direct > 10,
+        "{fell_back} fell back, {passed} passed, {direct} direct"
+    );
+    // The unmutated 503 and the two streams that start with an error event moved to
+    // the spare arm (those of them the split gave the raw arm).
+    let hits: Vec<String> = spare.hits().into_iter().map(|h| h.uri).collect();
+    let asked = upstream.asked.lock().unwrap().clone();
+    let moved: Vec<u64> = (0..seeds.len() as u64)
+        .filter(|&case| {
+            let seed = &seeds[case as usize];
+            seed.starts_with(b"HTTP/1.1 503") || seed.windows(5).any(|w| w == b"error")
+        })
+        .collect();
+    assert_eq!(moved.len(), 3);
+    let tried: Vec<u64> = moved
+        .into_iter()
+        .filter(|case| asked.contains(case))
+        .collect();
+    assert!(tried.len() >= 2, "{tried:?}");
+    for case in tried {
+        assert!(
+            hits.contains(&format!("/case/{case}")),
+            "case {case}: {hits:?}"
+        );
+    }
     assert_healthy(&gw, "/plain");
 }
