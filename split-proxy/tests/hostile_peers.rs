@@ -293,6 +293,8 @@ enum Ask {
     H2,
 }
 
+/// What the gateway must make of `bytes` sent on a fresh connection (the first request
+/// in them decides).
 fn ask(bytes: &[u8]) -> Ask {
     if bytes.starts_with(b"PRI ") {
         return Ask::H2;
