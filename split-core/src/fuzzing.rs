@@ -550,7 +550,12 @@ pub fn h1_request(data: &[u8]) {
                 assert_eq!(prefix.len(), cut, "a partial head consumed bytes");
             }
             (Ok(_), other) => panic!("prefix of {cut} bytes (head of {used}): {other:?}"),
-            (Err(_), _) => {}
+            // A refused head was refused as soon as its bytes showed why: before, more
+            // bytes were needed; after, the same refusal (whatever the read sizes).
+            (Err(e), again) => assert!(
+                matches!(again, Ok(None)) || again.as_ref().err() == Some(e),
+                "prefix of {cut} bytes: {again:?}, the whole: {e:?}"
+            ),
         }
     }
     let Ok(Some(head)) = parsed else {
@@ -603,7 +608,10 @@ pub fn h1_response(data: &[u8]) {
                     assert_eq!(prefix.len(), cut, "a partial head consumed bytes");
                 }
                 (Ok(_), other) => panic!("prefix of {cut} bytes (head of {used}): {other:?}"),
-                (Err(_), _) => {}
+                (Err(e), again) => assert!(
+                    matches!(again, Ok(Parsed::Partial)) || again.as_ref().err() == Some(e),
+                    "prefix of {cut} bytes: {again:?}, the whole: {e:?}"
+                ),
             }
         }
         match parsed {

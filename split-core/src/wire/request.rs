@@ -70,7 +70,39 @@ pub struct Head {
 /// Parses the head at the start of `buf`: `Ok(None)` when more bytes are needed. A
 /// complete head is split off `buf` (what follows stays), and the header values and
 /// target share its bytes instead of copying them.
+///
+/// The verdict does not depend on how the bytes arrived: the limits are checked in the
+/// order their bytes come, so bytes past a limit are never looked at. A head that is
+/// malformed only after 96 KiB is too large (431), as it is when read piece by piece; a
+/// malformed byte within the first 64 KiB of a long request line is a 400 however it
+/// arrives.
 pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    // The request line ends within its limit or is too long once this many bytes are
+    // there (after any empty lines before it). Nearly every buffer is shorter: one parse.
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line_window = (start + MAX_REQUEST_LINE + 1).min(buf.len());
+    if let Some(head) = parse_within(buf, line_window)? {
+        return Ok(Some(head));
+    }
+    if line_window < buf.len() {
+        // No verdict within the line's window: the line is too long, or it ended and
+        // the rest of the head is read up to its own limit.
+        check_request_line(&buf[..line_window])?;
+        let head_window = MAX_HEAD.min(buf.len());
+        if let Some(head) = parse_within(buf, head_window)? {
+            return Ok(Some(head));
+        }
+    }
+    check_limits(buf)?;
+    Ok(None)
+}
+
+/// [`parse`] looking at the first `end` bytes of `buf` only: `Ok(None)` when they hold
+/// no complete head and nothing wrong.
+fn parse_within(buf: &mut BytesMut, end: usize) -> Result<Option<Head>, HeadError> {
     // Where method, target and every field are in the head.
     let (mut inline, mut heap) = ([[[0u32; 2]; 2]; spans::INLINE_FIELDS], Vec::new());
     let (len, fields_at, method, target, version) = {
@@ -78,20 +110,13 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         // them (3.2 KB) cost more than parsing a short head.
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
-        let len = match req.parse_with_uninit_headers(buf, &mut fields) {
+        let len = match req.parse_with_uninit_headers(&buf[..end], &mut fields) {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => {
-                check_limits(buf)?;
-                return Ok(None);
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                check_request_line(buf)?;
-                return Err(HeadError::TooLarge);
-            }
-            Err(_) => {
-                check_request_line(buf)?;
-                return Err(HeadError::Malformed);
-            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            // Found within the window, so before any limit was passed (a byte that is
+            // both malformed and one too many for the line counts as malformed).
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(_) => return Err(HeadError::Malformed),
         };
         check_limits(&buf[..len])?;
         let fields_at = spans::note_fields(buf, req.headers, &mut inline, &mut heap);

@@ -167,6 +167,61 @@ fn limits_and_malformed_heads() {
     ));
 }
 
+/// What the gateway's read loop makes of `raw` arriving `step` bytes at a time: the first
+/// verdict that is not "more bytes needed" (`Ok(None)` if none).
+fn read_in_steps(raw: &[u8], step: usize) -> Result<Option<String>, HeadError> {
+    let mut buf = BytesMut::new();
+    for piece in raw.chunks(step) {
+        buf.extend_from_slice(piece);
+        if let Some(head) = parse(&mut buf)? {
+            return Ok(Some(summary(&head)));
+        }
+    }
+    Ok(None)
+}
+
+/// The verdict on a head does not depend on how its bytes arrive: a limit passed before a
+/// malformed byte arrives wins, and a malformed byte that arrives first wins, in one read
+/// as in many.
+#[test]
+fn verdicts_do_not_depend_on_read_sizes() {
+    // Two 70,000-byte fields, then a line without a colon after the 96 KiB limit.
+    let long = "a".repeat(70_000);
+    let past_limit = format!("GET / HTTP/1.1\r\nX-A: {long}\r\nX-B: {long}\r\nBroken\r\n\r\n");
+    // A 70,000-byte request line with a control byte at its start.
+    let bad_then_long = format!("GET /\x01{long} HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The same line with the control byte past the 64 KiB line limit.
+    let long_then_bad = format!("GET /{long}\x01 HTTP/1.1\r\nHost: x\r\n\r\n");
+    // A head between the two limits that completes.
+    let fine = format!(
+        "GET / HTTP/1.1\r\nX-A: {long}\r\nX-B: {}\r\n\r\n",
+        "b".repeat(20_000)
+    );
+    for (raw, expected) in [
+        (past_limit.as_bytes(), Err(HeadError::TooLarge)),
+        (bad_then_long.as_bytes(), Err(HeadError::Malformed)),
+        (long_then_bad.as_bytes(), Err(HeadError::UriTooLong)),
+    ] {
+        for step in [raw.len(), 65_536, 8_192, 1_000, 61] {
+            assert_eq!(
+                read_in_steps(raw, step).map(|_| ()),
+                expected,
+                "{} bytes, step {step}",
+                raw.len()
+            );
+        }
+    }
+    let whole = read_in_steps(fine.as_bytes(), fine.len()).unwrap();
+    assert!(whole.is_some());
+    for step in [65_536, 8_192, 1_000, 61] {
+        assert_eq!(
+            read_in_steps(fine.as_bytes(), step).unwrap(),
+            whole,
+            "step {step}"
+        );
+    }
+}
+
 fn summary(head: &Head) -> String {
     format!(
         "{} {} {:?} {:?} {:?} {} {}",

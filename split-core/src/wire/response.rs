@@ -73,9 +73,12 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
         // Uninitialised, as in the client head parser: httparse writes what it fills.
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
+        // Bytes past the limit are never looked at, so the verdict does not depend on
+        // how the bytes arrived (a head malformed only after the limit is too large).
+        let window = &buf[..buf.len().min(MAX_HEAD)];
         let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
             &mut response,
-            buf,
+            window,
             &mut fields,
         ) {
             Ok(httparse::Status::Complete(len)) => len,
@@ -93,9 +96,6 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Hea
         // httparse only completes a head with a version and a 3-digit code.
         (len, fields_at, response.code.unwrap_or(0), response.version)
     };
-    if len > MAX_HEAD {
-        return Err(HeadError::TooLarge);
-    }
     let status = StatusCode::from_u16(code)
         .map_err(|_| HeadError::Invalid(format!("status code {code}")))?;
     if status.is_informational() {
@@ -343,6 +343,27 @@ mod tests {
             parse("HTTP/1.1 200 OK\r\nx: y\r\n"),
             Ok(Parsed::Partial)
         ));
+    }
+
+    /// A head malformed only past the limit is too large whether it arrives in one read
+    /// or in many (bytes past the limit are never looked at).
+    #[test]
+    fn a_head_broken_past_the_limit_is_too_large_however_it_arrives() {
+        let long = "a".repeat(40_000);
+        let text = format!("HTTP/1.1 200 OK\r\nx-a: {long}\r\nx-b: {long}\r\nBroken\r\n\r\n");
+        assert!(text.find("Broken").unwrap() > MAX_HEAD);
+        for step in [text.len(), 16_384, 1_000] {
+            let mut buf = BytesMut::new();
+            let mut verdict = Ok(Parsed::Partial);
+            for piece in text.as_bytes().chunks(step) {
+                buf.extend_from_slice(piece);
+                verdict = parse_response(&mut buf, &Method::GET);
+                if !matches!(verdict, Ok(Parsed::Partial)) {
+                    break;
+                }
+            }
+            assert_eq!(verdict.err(), Some(HeadError::TooLarge), "step {step}");
+        }
     }
 
     #[test]
