@@ -4,7 +4,10 @@
 //! and the live gateway must match it:
 //! - a request head they refuse gets exactly its status (400, 414 or 431) with a JSON
 //!   `{"error_msg"}`; a head that never completes gets a close and no answer; a whole
-//!   request is answered, never with 500 or 502 (the upstream is a healthy mock);
+//!   request is answered, never with 500 or 502 (the upstream is a healthy mock), also on
+//!   a route running every request-path plugin (key-auth, limit-count,
+//!   ai-rate-limiting, api-breaker, proxy-rewrite with `regex_uri`, prometheus, a split
+//!   with a fallback);
 //! - an upstream answer without a valid head gets 502 with a JSON error; a valid head
 //!   passes its status through, and a valid body arrives whole (framed again for the
 //!   client). A close without any answer happens only when the upstream's body breaks
@@ -203,9 +206,10 @@ fn parse_head(bytes: &[u8]) -> Result<Answer, String> {
     })
 }
 
-/// The gateway's own error answers are JSON `{"error_msg": "..."}` with a matching
-/// `Content-Length`.
-fn check_error_body(answer: &Answer) -> Result<(), String> {
+/// Error answers are JSON with a matching `Content-Length` and a non-empty `field`: the
+/// gateway's own are `{"error_msg": "..."}`; key-auth's 401s are `{"message": "..."}`,
+/// as in APISIX.
+fn check_error_body(answer: &Answer, field: &str) -> Result<(), String> {
     let length: usize = answer
         .header("content-length")
         .and_then(|v| v.parse().ok())
@@ -226,8 +230,8 @@ fn check_error_body(answer: &Answer) -> Result<(), String> {
             String::from_utf8_lossy(body)
         )
     })?;
-    if value["error_msg"].as_str().is_none_or(str::is_empty) {
-        return Err(format!("{}: no error_msg in {value}", answer.status));
+    if value[field].as_str().is_none_or(str::is_empty) {
+        return Err(format!("{}: no {field} in {value}", answer.status));
     }
     Ok(())
 }
@@ -269,6 +273,11 @@ fn client_seeds() -> Vec<Vec<u8>> {
         "HEAD /head HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".into(),
         "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n".into(),
         "DELETE /chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n".into(),
+        format!(
+            "POST /guarded/chat/completions HTTP/1.1\r\nHost: x\r\napikey: alice-secret-key\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{chat}",
+            chat.len()
+        ),
+        "GET /guarded/models?apikey=alice-secret-key&x=%41 HTTP/1.1\r\nHost: x\r\nOrigin: http://a\r\n\r\n".into(),
         "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\x12\x04\0\0\0\0\0\0\x03\0\0\0\x64\0\x04\0\x10\0\0".into(),
     ]
     .into_iter()
@@ -340,7 +349,27 @@ fn mutated_client_requests_never_break_the_gateway() {
         // Matching on the body's `model` reads the whole body before forwarding.
         {"id": "by-model", "uri": "/by-model", "vars": [["post_arg.model", "==", "gpt-4"]],
          "upstream": up},
+        // Every plugin split runs on the request path, in front of a split with a
+        // fallback policy.
+        {"id": "guarded", "uri": "/guarded/*", "upstream": up,
+         "plugins": {
+             "key-auth": {},
+             "limit-count": {"count": 1000, "time_window": 60, "rejected_code": 429},
+             "ai-rate-limiting": {"limit": 1_000_000, "time_window": 60},
+             "api-breaker": {"break_response_code": 503,
+                             "unhealthy": {"http_statuses": [500], "failures": 3}},
+             "proxy-rewrite": {"regex_uri": ["^/guarded/(.*)", "/v1/$1"],
+                               "headers": {"set": {"X-Team": "a"}}},
+             "prometheus": {},
+             "traffic-split": {"fallback": {}, "rules": [{"weighted_upstreams": [
+                 {"weight": 95, "upstream": up, "name": "stable"},
+                 {"weight": 5, "upstream": up, "name": "canary",
+                  "rewrite": {"uri": "/v2/chat/completions"}}
+             ]}]}
+         }},
         {"id": "rest", "uri": "/*", "upstream": up},
+    ], "consumers": [
+        {"username": "alice", "plugins": {"key-auth": {"key": "alice-secret-key"}}}
     ]});
     let file = dir.path().join("apisix.json");
     std::fs::write(&file, doc.to_string()).unwrap();
@@ -388,7 +417,12 @@ fn mutated_client_requests_never_break_the_gateway() {
         }
         // An answer to HEAD has no body, errors included.
         if answer.status >= 400 && !request.starts_with(b"HEAD ") {
-            check_error_body(&answer).unwrap_or_else(|e| panic!("{e}: {}", context()));
+            let field = if answer.status == 401 {
+                "message"
+            } else {
+                "error_msg"
+            };
+            check_error_body(&answer, field).unwrap_or_else(|e| panic!("{e}: {}", context()));
         }
     }
     eprintln!("answers by status over {CLIENT_CASES} mutated requests: {tally:?}");
@@ -397,7 +431,11 @@ fn mutated_client_requests_never_break_the_gateway() {
     assert!(tally.get("200").copied().unwrap_or(0) > 0, "{tally:?}");
     assert!(tally.get("400").copied().unwrap_or(0) > 0, "{tally:?}");
     assert_healthy(&gw, "/models");
-    assert!(!mock.hits().is_empty());
+    let hits = mock.hits();
+    // The guarded route let the key through and rewrote the path.
+    assert!(hits
+        .iter()
+        .any(|h| h.uri == "/v1/chat/completions" && h.headers.get("x-team").is_some()));
 }
 
 /// An upstream speaking raw bytes: for `GET /case/<n>` it writes the `n`th mutated
@@ -597,7 +635,7 @@ fn mutated_upstream_answers_never_break_the_gateway() {
                     answer.status, 502,
                     "case {case}: {answer:?}\nupstream sent: {shown:?}"
                 );
-                check_error_body(&answer)
+                check_error_body(&answer, "error_msg")
                     .unwrap_or_else(|e| panic!("case {case}: {e}\nupstream sent: {shown:?}"));
             }
             Verdict::Answer(status, body) => {
