@@ -77,32 +77,36 @@ pub struct Head {
 /// malformed byte within the first 64 KiB of a long request line is a 400 however it
 /// arrives.
 pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    // Nearly every buffer is shorter than the request line's limit: one parse, its
+    // answer handed straight back.
+    if buf.len() <= MAX_REQUEST_LINE + 1 {
+        let end = buf.len();
+        return parse_within(buf, end, true);
+    }
     // The request line ends within its limit or is too long once this many bytes are
-    // there (after any empty lines before it). Nearly every buffer is shorter: one parse.
+    // there (after any empty lines before it).
     let start = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(buf.len());
     let line_window = (start + MAX_REQUEST_LINE + 1).min(buf.len());
-    if let Some(head) = parse_within(buf, line_window)? {
+    if line_window == buf.len() {
+        return parse_within(buf, line_window, true);
+    }
+    if let Some(head) = parse_within(buf, line_window, false)? {
         return Ok(Some(head));
     }
-    if line_window < buf.len() {
-        // No verdict within the line's window: the line is too long, or it ended and
-        // the rest of the head is read up to its own limit.
-        check_request_line(&buf[..line_window])?;
-        let head_window = MAX_HEAD.min(buf.len());
-        if let Some(head) = parse_within(buf, head_window)? {
-            return Ok(Some(head));
-        }
-    }
-    check_limits(buf)?;
-    Ok(None)
+    // No verdict within the line's window: the line is too long, or it ended and the
+    // rest of the head is read up to its own limit.
+    check_request_line(&buf[..line_window])?;
+    let head_window = MAX_HEAD.min(buf.len());
+    parse_within(buf, head_window, true)
 }
 
 /// [`parse`] looking at the first `end` bytes of `buf` only: `Ok(None)` when they hold
-/// no complete head and nothing wrong.
-fn parse_within(buf: &mut BytesMut, end: usize) -> Result<Option<Head>, HeadError> {
+/// no complete head and nothing wrong. `last` when no larger window follows: the limits
+/// are then checked on the whole buffer.
+fn parse_within(buf: &mut BytesMut, end: usize, last: bool) -> Result<Option<Head>, HeadError> {
     // Where method, target and every field are in the head.
     let (mut inline, mut heap) = ([[[0u32; 2]; 2]; spans::INLINE_FIELDS], Vec::new());
     let (len, fields_at, method, target, version) = {
@@ -112,7 +116,12 @@ fn parse_within(buf: &mut BytesMut, end: usize) -> Result<Option<Head>, HeadErro
         let mut req = httparse::Request::new(&mut []);
         let len = match req.parse_with_uninit_headers(&buf[..end], &mut fields) {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => return Ok(None),
+            Ok(httparse::Status::Partial) => {
+                if last {
+                    check_limits(buf)?;
+                }
+                return Ok(None);
+            }
             // Found within the window, so before any limit was passed (a byte that is
             // both malformed and one too many for the line counts as malformed).
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
