@@ -6,10 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::gateway::{sample, start, Gateway};
+use common::gateway::{sample, start_standalone, Gateway};
 use common::{wait_until, Client};
 use http::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use split_sim::upstream::{spawn, FaultPlan, RunningUpstream, UpstreamConfig};
 
 const CHAT: &str = r#"{"model":"gpt-4","messages":[{"role":"user","content":"ping"}]}"#;
@@ -27,12 +27,6 @@ fn sim(name: &str, fail_rate: f64, status: u16) -> RunningUpstream {
         ..UpstreamConfig::default()
     })
     .expect("split-sim upstream")
-}
-
-fn standalone(dir: &std::path::Path, doc: &Value) -> Gateway {
-    let file = dir.join("apisix.json");
-    std::fs::write(&file, doc.to_string()).expect("write config");
-    start(dir, &["--standalone", file.to_str().expect("utf-8 path")])
 }
 
 /// A port on 127.0.0.1 with nothing listening (bound, read, released).
@@ -87,7 +81,7 @@ async fn passive_checks_take_a_failing_node_out_of_a_fallback_route() {
         "checks": checks
     });
     let dir = tempfile::tempdir().expect("tempdir");
-    let gw = standalone(
+    let gw = start_standalone(
         dir.path(),
         &json!({"routes": [{
             "id": "fb",
@@ -147,7 +141,7 @@ async fn upstream_errors_of_a_fallback_route_carry_the_prometheus_route_label() 
     let live = sim("live", 0.0, 500);
     let dead = format!("127.0.0.1:{}", dead_port());
     let dir = tempfile::tempdir().expect("tempdir");
-    let gw = standalone(
+    let gw = start_standalone(
         dir.path(),
         &json!({"routes": [{
             "id": "fb-id",

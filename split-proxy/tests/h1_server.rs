@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::gateway::{start, Gateway};
+use common::gateway::{start_standalone, Gateway};
 use common::server::TestServer;
 use common::Mock;
 use http::Response;
@@ -45,9 +45,7 @@ fn setup() -> Setup {
          "upstream": {"nodes": {mock.node(): 1}}},
         {"id": "mock", "uri": "/*", "upstream": {"nodes": {mock.node(): 1}}},
     ]});
-    let file = dir.path().join("apisix.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
-    let gw = start(dir.path(), &["--standalone", file.to_str().unwrap()]);
+    let gw = start_standalone(dir.path(), &doc);
     Setup {
         mock,
         gw,

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::gateway::{start, Gateway};
+use common::gateway::{start_standalone, Gateway};
 use common::Mock;
 use http::Method;
 use rand_chacha::ChaCha8Rng;
@@ -41,7 +41,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde_json::json;
 use split_core::wire::chunked;
 use split_core::wire::request::{self, Framing, HeadError};
-use split_core::wire::response::{parse_response, Parsed};
+use split_core::wire::response::{parse_response, Parsed, ResponseHead};
 use split_core::wire::response_body::{Decoder, Step};
 
 /// Client cases: mutated requests, one connection each.
@@ -371,9 +371,7 @@ fn mutated_client_requests_never_break_the_gateway() {
     ], "consumers": [
         {"username": "alice", "plugins": {"key-auth": {"key": "alice-secret-key"}}}
     ]});
-    let file = dir.path().join("apisix.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
-    let gw = start(dir.path(), &["--standalone", file.to_str().unwrap()]);
+    let gw = start_standalone(dir.path(), &doc);
 
     let seeds = client_seeds();
     let others: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
@@ -543,15 +541,24 @@ enum Verdict {
     Answer(u16, Option<Vec<u8>>),
 }
 
+/// The final head at the start of `bytes` (1xx heads skipped) and the bytes after it, as
+/// an answer to `GET`; `None` when there is no valid one.
+fn final_head(bytes: &[u8]) -> Option<(ResponseHead, BytesMut)> {
+    let mut buf = BytesMut::from(bytes);
+    // Bounded: each interim head is taken off `buf`.
+    loop {
+        match parse_response(&mut buf, &Method::GET) {
+            Ok(Parsed::Final(head)) => return Some((head, buf)),
+            Ok(Parsed::Interim) => continue,
+            Ok(Parsed::Partial) | Err(_) => return None,
+        }
+    }
+}
+
 /// Reads `bytes` as a whole HTTP/1.1 answer to a `GET` that ends with the connection.
 fn verdict(bytes: &[u8]) -> Verdict {
-    let mut buf = BytesMut::from(bytes);
-    let head = loop {
-        match parse_response(&mut buf, &Method::GET) {
-            Ok(Parsed::Final(head)) => break head,
-            Ok(Parsed::Interim) => continue,
-            Ok(Parsed::Partial) | Err(_) => return Verdict::BadHead,
-        }
+    let Some((head, mut buf)) = final_head(bytes) else {
+        return Verdict::BadHead;
     };
     let mut decoder = Decoder::new(head.framing);
     let mut body = Vec::new();
@@ -604,9 +611,7 @@ fn mutated_upstream_answers_never_break_the_gateway() {
         {"id": "raw", "uri": "/*",
          "upstream": {"type": "roundrobin", "nodes": {upstream.addr.to_string(): 1}}},
     ]});
-    let file = dir.path().join("apisix.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
-    let gw = start(dir.path(), &["--standalone", file.to_str().unwrap()]);
+    let gw = start_standalone(dir.path(), &doc);
 
     let seeds = upstream_seeds();
     // By status; 0 counts bare closes.
@@ -670,21 +675,13 @@ fn mutated_upstream_answers_never_break_the_gateway() {
 /// True when `bytes` start with a final head whose `Content-Type` is an event stream
 /// (the rule the fallback's SSE peek uses).
 fn is_sse(bytes: &[u8]) -> bool {
-    let mut buf = BytesMut::from(bytes);
-    loop {
-        match parse_response(&mut buf, &Method::GET) {
-            Ok(Parsed::Final(head)) => {
-                return head
-                    .parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"))
-            }
-            Ok(Parsed::Interim) => continue,
-            Ok(Parsed::Partial) | Err(_) => return false,
-        }
-    }
+    final_head(bytes).is_some_and(|(head, _)| {
+        head.parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"))
+    })
 }
 
 #[test]
@@ -705,9 +702,7 @@ fn mutated_upstream_answers_fall_back_to_the_spare_arm() {
              {"upstream": {"nodes": {spare.node(): 1}}, "weight": 1, "name": "spare"}
          ]}]}}},
     ]});
-    let file = dir.path().join("apisix.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
-    let gw = start(dir.path(), &["--standalone", file.to_str().unwrap()]);
+    let gw = start_standalone(dir.path(), &doc);
 
     let from_spare = |a: &Answer| {
         a.status == 200 && String::from_utf8_lossy(&a.rest).contains(r#""mock":"spare""#)

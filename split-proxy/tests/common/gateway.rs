@@ -40,6 +40,16 @@ pub fn start(dir: &Path, args: &[&str]) -> Gateway {
         .unwrap_or_else(|(status, err)| panic!("gateway did not start ({status:?}):\n{err}"))
 }
 
+/// Writes `doc` to `dir/apisix.json` and starts the binary serving it (`--standalone`).
+pub fn start_standalone(dir: &Path, doc: &serde_json::Value) -> Gateway {
+    let file = dir.join("apisix.json");
+    std::fs::write(&file, doc.to_string()).expect("write apisix.json");
+    start(
+        dir,
+        &["--standalone", file.to_str().expect("utf-8 temp path")],
+    )
+}
+
 /// Like [`start`], with extra environment variables for the process.
 pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
     try_start_with_env(dir, args, env)
