@@ -11,7 +11,8 @@
 #   ROUNDS=10 DURATION=5s bench/ab.sh target/a/split-proxy target/b/split-proxy
 #
 # Knobs: ROUNDS (8), DURATION (5s), CONNS (64), WORKERS (1: split-proxy --workers and
-# nginx worker_processes), BENCH_BACKEND (prebuilt backend), KEEP=1.
+# nginx worker_processes), AFFINITY=1 (workers pinned to CPUs: split-proxy --cpu-affinity,
+# nginx worker_cpu_affinity auto), BENCH_BACKEND (prebuilt backend), KEEP=1.
 # CPU resolution is one clock tick (10 ms) per round: 5 s rounds at ~25k req/s give
 # about ±0.1 µs per request.
 set -euo pipefail

@@ -110,10 +110,13 @@ JSON
 }
 
 # start_split [PREFIX...]: split-proxy serving $WORK/apisix.json with $WORKERS workers
-# (1 unless set), run under PREFIX (taskset, valgrind) if given; sets SPLIT_PID,
-# SPLIT_ADDR (proxy) and SPLIT_METRICS (metrics listener).
+# (1 unless set), pinned to CPUs with AFFINITY=1 (--cpu-affinity), run under PREFIX
+# (taskset, valgrind) if given; sets SPLIT_PID, SPLIT_ADDR (proxy) and SPLIT_METRICS
+# (metrics listener).
 start_split() {
-    "$@" "$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers "${WORKERS:-1}" --grace 1s \
+    local pin=()
+    [ "${AFFINITY:-0}" = 1 ] && pin=(--cpu-affinity)
+    "$@" "$SPLIT_PROXY" --standalone "$WORK/apisix.json" --workers "${WORKERS:-1}" "${pin[@]}" --grace 1s \
         --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
         --data-dir "$WORK/split-data" --log-level warn >"$WORK/split.log" 2>&1 &
     SPLIT_PID=$!
@@ -125,15 +128,17 @@ start_split() {
 }
 
 # write_nginx_conf PORT NOFILE [DIRECTIVE...]: $WORK/nginx/nginx.conf, nginx's
-# counterpart of the guide's route: $WORKERS workers (1 unless set), ARM_A and ARM_B at
-# weight 1 with keep-alive upstream connections, no access log; each DIRECTIVE (e.g.
-# "master_process off;") goes at the top.
+# counterpart of the guide's route: $WORKERS workers (1 unless set), pinned to CPUs with
+# AFFINITY=1 (worker_cpu_affinity auto), ARM_A and ARM_B at weight 1 with keep-alive
+# upstream connections, no access log; each DIRECTIVE (e.g. "master_process off;") goes
+# at the top.
 write_nginx_conf() {
     local port=$1 nofile=$2 d
     shift 2
     mkdir -p "$WORK/nginx"
     {
         for d in "$@"; do echo "$d"; done
+        [ "${AFFINITY:-0}" = 1 ] && echo "worker_cpu_affinity auto;"
         cat <<EOF
 worker_processes ${WORKERS:-1};
 daemon off;

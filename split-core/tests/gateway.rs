@@ -405,6 +405,25 @@ fn nginx_error_log_level_is_read_and_checked() {
 }
 
 #[test]
+fn nginx_cpu_affinity_is_read_and_checked() {
+    let cfg = parse("nginx_config:\n  enable_cpu_affinity: true\n  worker_processes: auto\n")
+        .expect("valid");
+    assert!(cfg.cpu_affinity);
+    assert_eq!(
+        cfg.warnings,
+        vec!["nginx_config.worker_processes is not supported by split, ignored"]
+    );
+    let off = parse("nginx_config:\n  enable_cpu_affinity: false\n").expect("valid");
+    assert!(!off.cpu_affinity);
+    assert!(off.warnings.is_empty(), "{:?}", off.warnings);
+    // Off unless asked for, as in APISIX 3.x.
+    assert!(!parse("nginx_config: {}\n").expect("valid").cpu_affinity);
+    assert!(!parse("").expect("valid").cpu_affinity);
+    let e = parse("nginx_config:\n  enable_cpu_affinity: sure\n").unwrap_err();
+    assert_eq!(e.path, "nginx_config.enable_cpu_affinity");
+}
+
+#[test]
 fn type_errors_name_the_field() {
     let cases = [
         (

@@ -101,6 +101,13 @@ pub struct ServeArgs {
     /// thread is the first worker and also serves the Admin API and metrics.
     #[arg(long, global = true, value_name = "N")]
     pub workers: Option<usize>,
+    /// Pin each worker to its own CPU (worker i to the i-th CPU this process may use,
+    /// wrapping around), like nginx's `worker_cpu_affinity auto`; also config.yaml's
+    /// `nginx_config.enable_cpu_affinity: true`. Steadier tail latency on a host whose
+    /// CPUs are the gateway's; off by default, since a pinned worker cannot move away
+    /// from a core that other processes keep busy.
+    #[arg(long, global = true)]
+    pub cpu_affinity: bool,
     /// How long SIGTERM/SIGINT waits for in-flight requests, e.g. `30s`, `500ms`.
     #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub grace: Duration,

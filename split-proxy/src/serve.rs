@@ -19,6 +19,7 @@ use crate::settings::{Fatal, Settings, Source};
 use crate::tickets::Tickets;
 use crate::upstream::connect::{ConnectTo, Connector};
 use crate::upstream::pool::Pool;
+use crate::workers::Affinity;
 use crate::{exit_fatal, standalone, upstream};
 
 /// Exit code when the gateway could not start for a reason other than bad config.
@@ -51,21 +52,38 @@ pub fn run(cli: &Cli, log: LevelHandle) -> ExitCode {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    let affinity = if prepared.settings.cpu_affinity {
+        match Affinity::of_process() {
+            Ok(affinity) => Some(Arc::new(affinity)),
+            Err(reason) => {
+                eprintln!("split-proxy: warning: CPU affinity not applied: {reason}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     // nginx-style workers: one single-thread event loop each (see `crate::workers`).
-    let runtime = match crate::workers::runtime() {
+    let runtime = match crate::workers::runtime(affinity.as_ref()) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("split-proxy: cannot start the runtime: {e}");
             return ExitCode::from(EXIT_START_FAILED);
         }
     };
-    let extra = match crate::workers::Extra::start(workers) {
-        Ok(extra) => extra,
+    let (extra, mut pinned) = match crate::workers::Extra::start(workers, affinity.as_ref()) {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("split-proxy: {e}");
             return ExitCode::from(EXIT_START_FAILED);
         }
     };
+    if let Some(affinity) = &affinity {
+        // The main thread is worker 0; pinned after the others started, which set
+        // their own.
+        pinned.insert(0, (0, affinity.pin(0)));
+        report_pinning(&pinned);
+    }
     let served = runtime.block_on(serve(prepared, extra.handles(), log));
     extra.stop();
     match served {
@@ -74,6 +92,22 @@ pub fn run(cli: &Cli, log: LevelHandle) -> ExitCode {
             eprintln!("split-proxy: {reason}");
             ExitCode::from(EXIT_START_FAILED)
         }
+    }
+}
+
+/// One line for the workers' CPUs, or a warning per worker left unpinned.
+fn report_pinning(pinned: &[crate::workers::Pinned]) {
+    let mut cpus = Vec::new();
+    for (index, outcome) in pinned {
+        match outcome {
+            Ok(cpu) => cpus.push(format!("worker {index} on CPU {cpu}")),
+            Err(reason) => {
+                eprintln!("split-proxy: warning: worker {index} not pinned to a CPU: {reason}")
+            }
+        }
+    }
+    if !cpus.is_empty() {
+        eprintln!("split-proxy: CPU affinity: {}", cpus.join(", "));
     }
 }
 

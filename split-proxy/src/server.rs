@@ -246,8 +246,8 @@ mod tests {
 
     #[test]
     fn connections_are_handed_to_the_workers_in_turn_and_drained() {
-        let runtime = workers::runtime().unwrap();
-        let extra = Extra::start(3).unwrap();
+        let runtime = workers::runtime(None).unwrap();
+        let (extra, _) = Extra::start(3, None).unwrap();
         let served = runtime.block_on(async {
             let lifecycle = Lifecycle::new();
             let listener = bind("proxy", "127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn one_worker_serves_alone() {
-        let runtime = workers::runtime().unwrap();
+        let runtime = workers::runtime(None).unwrap();
         let served = runtime.block_on(async {
             let lifecycle = Lifecycle::new();
             let listener = bind("proxy", "127.0.0.1:0".parse().unwrap()).await.unwrap();

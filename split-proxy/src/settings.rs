@@ -83,6 +83,9 @@ pub struct Settings {
     pub opentelemetry: split_core::config::plugins::OtelSettings,
     /// config.yaml's `nginx_config.error_log_level`.
     pub error_log_level: Option<ErrorLogLevel>,
+    /// Pin each worker to its own CPU: `--cpu-affinity` or config.yaml's
+    /// `nginx_config.enable_cpu_affinity`.
+    pub cpu_affinity: bool,
 }
 
 /// Reads and validates config.yaml at `path`.
@@ -148,6 +151,7 @@ pub fn resolve(global: &Global, serve: &ServeArgs) -> Result<Settings, Fatal> {
             .and_then(|g| g.opentelemetry.clone())
             .unwrap_or_default(),
         error_log_level: gateway.as_ref().and_then(|g| g.error_log_level),
+        cpu_affinity: serve.cpu_affinity || gateway.as_ref().is_some_and(|g| g.cpu_affinity),
     })
 }
 
@@ -259,6 +263,7 @@ mod tests {
             ca_file: None,
             access_log: None,
             workers: None,
+            cpu_affinity: false,
             grace: std::time::Duration::from_secs(30),
             max_body_size: 1024 * 1024,
         }

@@ -409,3 +409,79 @@ async fn one_worker_serves_admin_writes_an_exact_split_sse_and_drains() {
     .unwrap();
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
 }
+
+/// CPUs in a `Cpus_allowed_list` value (`0-1`, `0,2-3`), ascending.
+fn cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<usize>().unwrap()..=b.parse().unwrap()),
+            None => cpus.push(part.parse().unwrap()),
+        }
+    }
+    cpus
+}
+
+/// `Cpus_allowed_list` of `/proc/<pid>/task/<tid>/status` (or `/proc/self/status`).
+fn allowed_cpus(status: &std::path::Path) -> Vec<usize> {
+    let text = std::fs::read_to_string(status).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in status");
+    cpu_list(line)
+}
+
+/// The allowed CPUs of each thread of `pid`, by thread name.
+fn thread_cpus(pid: u32) -> Vec<(String, Vec<usize>)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        threads.push((name.trim().to_owned(), allowed_cpus(&task.join("status"))));
+    }
+    threads.sort();
+    threads
+}
+
+/// `--cpu-affinity` and `nginx_config.enable_cpu_affinity` pin worker i to the i-th CPU
+/// the process may use; other threads (the blocking pool) keep every CPU, and so does
+/// every thread without the option.
+#[cfg(target_os = "linux")]
+#[test]
+fn workers_are_pinned_to_their_cpus_only_when_asked() {
+    let all = allowed_cpus(std::path::Path::new("/proc/self/status"));
+    let (cpu0, cpu1) = (all[0], all[1 % all.len()]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "nginx_config:\n  enable_cpu_affinity: true\n").unwrap();
+    let config = config.to_str().unwrap();
+    for args in [
+        &["--workers", "2", "--cpu-affinity"][..],
+        &["--workers", "2", "-c", config][..],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = start(dir.path(), args);
+        let line = format!("CPU affinity: worker 0 on CPU {cpu0}, worker 1 on CPU {cpu1}");
+        assert!(gw.stderr().contains(&line), "{args:?}: {}", gw.stderr());
+        let threads = thread_cpus(gw.pid());
+        for (name, cpus) in &threads {
+            let expected = match name.as_str() {
+                "split-proxy" => vec![cpu0],
+                "split-worker-1" => vec![cpu1],
+                _ => all.clone(),
+            };
+            assert_eq!(cpus, &expected, "{args:?}: thread {name} in {threads:?}");
+        }
+        assert!(
+            threads.iter().any(|(n, _)| n == "split-worker-1"),
+            "{threads:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &["--workers", "2"]);
+    assert!(!gw.stderr().contains("CPU affinity"), "{}", gw.stderr());
+    for (name, cpus) in thread_cpus(gw.pid()) {
+        assert_eq!(cpus, all, "thread {name} without --cpu-affinity");
+    }
+}

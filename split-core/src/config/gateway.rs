@@ -22,7 +22,7 @@
 //!   `127.0.0.1`, `node_listen` items' `ip` to `0.0.0.0`.
 //! - An empty (or comment-only) file is valid: every setting has its default.
 
-mod log_level;
+mod nginx;
 mod parser;
 mod subst;
 mod value;
@@ -33,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crate::admin_auth::{AdminAuth, AdminKey};
 use crate::ConfigError;
 
-pub use log_level::ErrorLogLevel;
+pub use nginx::ErrorLogLevel;
 use parser::Parser;
 
 /// Proxy listener when `apisix.node_listen` is not set.
@@ -204,6 +204,8 @@ pub struct GatewayConfig {
     pub max_body_for_match: usize,
     /// `nginx_config.error_log_level`, if set (the diagnostic log level).
     pub error_log_level: Option<ErrorLogLevel>,
+    /// `nginx_config.enable_cpu_affinity`: pin each worker to its own CPU (default off).
+    pub cpu_affinity: bool,
     /// One message per unknown key (`unknown key apisix.foo, ignored`).
     pub warnings: Vec<String>,
 }
@@ -225,6 +227,7 @@ impl Default for GatewayConfig {
             etcd: None,
             max_body_for_match: DEFAULT_MAX_BODY_FOR_MATCH,
             error_log_level: None,
+            cpu_affinity: false,
             warnings: Vec::new(),
         }
     }

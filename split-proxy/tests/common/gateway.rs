@@ -153,6 +153,11 @@ impl Gateway {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://<proxy><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.proxy)

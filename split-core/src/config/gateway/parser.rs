@@ -125,7 +125,9 @@ impl Parser {
         let mut deploy = AdminForm::default();
 
         if let Some(nginx) = section(root, "nginx_config", "nginx_config")? {
-            cfg.error_log_level = super::log_level::nginx_config(nginx, &mut self.warnings)?;
+            let nginx = super::nginx::nginx_config(nginx, &mut self.warnings)?;
+            cfg.error_log_level = nginx.error_log_level;
+            cfg.cpu_affinity = nginx.enable_cpu_affinity.unwrap_or(false);
         }
         if let Some(apisix) = section(root, "apisix", "apisix")? {
             self.check_keys(apisix, "apisix", APISIX_KNOWN, APISIX_UNSUPPORTED);

@@ -1,11 +1,26 @@
-//! `nginx_config.error_log_level`: APISIX's error log level, which split maps onto its
-//! own diagnostic log. Every other `nginx_config` key is nginx tuning split has no use
-//! for, so it is ignored with a warning.
+//! The `nginx_config` section. Two keys mean something to split:
+//! - `error_log_level`: APISIX's error log level, mapped onto split's own diagnostic log;
+//! - `enable_cpu_affinity`: pin each worker to its own CPU, as APISIX does with nginx's
+//!   `worker_cpu_affinity auto` (default `false`, as in APISIX 3.x).
+//!
+//! Every other key is nginx tuning split has no use for, so it is ignored with a warning.
 
 use serde_json::{Map, Value};
 
-use super::value::{as_str, get};
+use super::value::{as_bool, as_str, get};
 use crate::ConfigError;
+
+/// What split takes from `nginx_config`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct NginxConfig {
+    /// `error_log_level`, if set.
+    pub(super) error_log_level: Option<ErrorLogLevel>,
+    /// `enable_cpu_affinity`, if set.
+    pub(super) enable_cpu_affinity: Option<bool>,
+}
+
+/// Keys of `nginx_config` that split reads.
+const KNOWN: [&str; 2] = ["error_log_level", "enable_cpu_affinity"];
 
 /// nginx's error log levels, most verbose first (APISIX's default is `warn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,31 +79,35 @@ impl ErrorLogLevel {
     }
 }
 
-/// Reads the `nginx_config` section: the level, plus one warning per other key.
+/// Reads the `nginx_config` section, with one warning per key split does not use.
 pub(super) fn nginx_config(
     section: &Map<String, Value>,
     warnings: &mut Vec<String>,
-) -> Result<Option<ErrorLogLevel>, ConfigError> {
+) -> Result<NginxConfig, ConfigError> {
     for key in section.keys() {
-        if key != "error_log_level" {
+        if !KNOWN.contains(&key.as_str()) {
             warnings.push(format!(
                 "nginx_config.{key} is not supported by split, ignored"
             ));
         }
     }
-    let Some(v) = get(section, "error_log_level") else {
-        return Ok(None);
-    };
-    let path = "nginx_config.error_log_level";
-    let name = as_str(v, path)?;
-    ErrorLogLevel::parse(name).map(Some).ok_or_else(|| {
-        ConfigError::new(
-            path,
-            format!(
-                "unknown level '{name}' (expected debug, info, notice, warn, error, crit, alert or emerg)"
-            ),
-        )
-    })
+    let mut out = NginxConfig::default();
+    if let Some(v) = get(section, "error_log_level") {
+        let path = "nginx_config.error_log_level";
+        let name = as_str(v, path)?;
+        out.error_log_level = Some(ErrorLogLevel::parse(name).ok_or_else(|| {
+            ConfigError::new(
+                path,
+                format!(
+                    "unknown level '{name}' (expected debug, info, notice, warn, error, crit, alert or emerg)"
+                ),
+            )
+        })?);
+    }
+    if let Some(v) = get(section, "enable_cpu_affinity") {
+        out.enable_cpu_affinity = Some(as_bool(v, "nginx_config.enable_cpu_affinity")?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
