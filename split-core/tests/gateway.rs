@@ -406,12 +406,12 @@ fn nginx_error_log_level_is_read_and_checked() {
 
 #[test]
 fn nginx_cpu_affinity_is_read_and_checked() {
-    let cfg = parse("nginx_config:\n  enable_cpu_affinity: true\n  worker_processes: auto\n")
+    let cfg = parse("nginx_config:\n  enable_cpu_affinity: true\n  worker_rlimit_nofile: 20480\n")
         .expect("valid");
     assert!(cfg.cpu_affinity);
     assert_eq!(
         cfg.warnings,
-        vec!["nginx_config.worker_processes is not supported by split, ignored"]
+        vec!["nginx_config.worker_rlimit_nofile is not supported by split, ignored"]
     );
     let off = parse("nginx_config:\n  enable_cpu_affinity: false\n").expect("valid");
     assert!(!off.cpu_affinity);
@@ -421,6 +421,36 @@ fn nginx_cpu_affinity_is_read_and_checked() {
     assert!(!parse("").expect("valid").cpu_affinity);
     let e = parse("nginx_config:\n  enable_cpu_affinity: sure\n").unwrap_err();
     assert_eq!(e.path, "nginx_config.enable_cpu_affinity");
+}
+
+#[test]
+fn nginx_worker_processes_is_auto_or_a_number() {
+    let workers = |yaml: &str| parse(yaml).map(|c| c.worker_processes);
+    assert_eq!(
+        workers("nginx_config:\n  worker_processes: 3\n"),
+        Ok(Some(3))
+    );
+    assert_eq!(
+        workers("nginx_config:\n  worker_processes: auto\n"),
+        Ok(None)
+    );
+    assert_eq!(workers("nginx_config: {}\n"), Ok(None));
+    assert_eq!(workers(""), Ok(None));
+    assert_eq!(
+        workers("nginx_config:\n  worker_processes: 1024\n"),
+        Ok(Some(split_core::config::gateway::MAX_WORKERS))
+    );
+    assert_eq!(
+        workers("nginx_config:\n  worker_processes: \"4\"\n"),
+        Ok(Some(4))
+    );
+    for bad in ["0", "-2", "1025", "1.5", "many", "\"0\"", "[2]"] {
+        let e = parse(&format!("nginx_config:\n  worker_processes: {bad}\n")).unwrap_err();
+        assert_eq!(e.path, "nginx_config.worker_processes", "{bad}");
+        assert!(e.to_string().contains("auto or a number"), "{bad}: {e}");
+    }
+    let quiet = parse("nginx_config:\n  worker_processes: 2\n").expect("valid");
+    assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
 }
 
 #[test]

@@ -95,10 +95,11 @@ pub struct ServeArgs {
     /// Write one JSON line per request to FILE, or `-` for stdout.
     #[arg(long, global = true, value_name = "FILE|-")]
     pub access_log: Option<String>,
-    /// Data plane workers (default: number of cores). Each is a single-thread event loop
-    /// on its own thread, like an nginx worker: a client connection stays on the worker
-    /// that accepted it, and idle upstream connections are kept per worker. The main
-    /// thread is the first worker and also serves the Admin API and metrics.
+    /// Data plane workers (default: config.yaml's `nginx_config.worker_processes` when a
+    /// number, else the number of cores). Each is a single-thread event loop on its own
+    /// thread, like an nginx worker: a client connection stays on the worker that
+    /// accepted it, and idle upstream connections are kept per worker. The main thread
+    /// is the first worker and also serves the Admin API and metrics.
     #[arg(long, global = true, value_name = "N")]
     pub workers: Option<usize>,
     /// Pin each worker to its own CPU (worker i to the i-th CPU this process may use,

@@ -47,11 +47,7 @@ pub fn run(cli: &Cli, log: LevelHandle) -> ExitCode {
     if let Err(reason) = log.apply(prepared.settings.error_log_level) {
         eprintln!("split-proxy: {reason}");
     }
-    let workers = cli
-        .serve
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let workers = prepared.settings.workers;
     let affinity = if prepared.settings.cpu_affinity {
         match Affinity::of_process() {
             Ok(affinity) => Some(Arc::new(affinity)),

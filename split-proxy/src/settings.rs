@@ -86,6 +86,9 @@ pub struct Settings {
     /// Pin each worker to its own CPU: `--cpu-affinity` or config.yaml's
     /// `nginx_config.enable_cpu_affinity`.
     pub cpu_affinity: bool,
+    /// Workers: `--workers`, else config.yaml's `nginx_config.worker_processes` when a
+    /// number, else one per core.
+    pub workers: usize,
 }
 
 /// Reads and validates config.yaml at `path`.
@@ -152,6 +155,11 @@ pub fn resolve(global: &Global, serve: &ServeArgs) -> Result<Settings, Fatal> {
             .unwrap_or_default(),
         error_log_level: gateway.as_ref().and_then(|g| g.error_log_level),
         cpu_affinity: serve.cpu_affinity || gateway.as_ref().is_some_and(|g| g.cpu_affinity),
+        workers: serve
+            .workers
+            .or(gateway.as_ref().and_then(|g| g.worker_processes))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
     })
 }
 

@@ -485,3 +485,43 @@ fn workers_are_pinned_to_their_cpus_only_when_asked() {
         assert_eq!(cpus, all, "thread {name} without --cpu-affinity");
     }
 }
+
+/// `nginx_config.worker_processes` sets the number of workers when `--workers` is not
+/// given; `--workers` wins; `auto` is one per core.
+#[cfg(target_os = "linux")]
+#[test]
+fn worker_processes_from_config_yaml_unless_the_flag_says_otherwise() {
+    let workers_of = |gw: &common::gateway::Gateway| {
+        let names = thread_cpus(gw.pid());
+        1 + names
+            .iter()
+            .filter(|(n, _)| n.starts_with("split-worker-"))
+            .count()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (value, args, expected) in [
+        ("3", &[][..], 3),
+        ("3", &["--workers", "1"][..], 1),
+        ("auto", &[][..], cores),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!("nginx_config:\n  worker_processes: {value}\n"),
+        )
+        .unwrap();
+        let mut all = vec!["-c", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let gw = common::gateway::start_with_own_workers(dir.path(), &all);
+        let plural = if expected == 1 { "" } else { "s" };
+        let summary = format!("({expected} worker thread{plural})");
+        assert!(
+            gw.stderr().contains(&summary),
+            "{value} {args:?}: {}",
+            gw.stderr()
+        );
+        assert_eq!(workers_of(&gw), expected, "{value} {args:?}");
+        assert!(!gw.stderr().contains("worker_processes"), "{}", gw.stderr());
+    }
+}

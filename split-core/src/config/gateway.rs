@@ -33,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crate::admin_auth::{AdminAuth, AdminKey};
 use crate::ConfigError;
 
-pub use nginx::ErrorLogLevel;
+pub use nginx::{ErrorLogLevel, MAX_WORKERS};
 use parser::Parser;
 
 /// Proxy listener when `apisix.node_listen` is not set.
@@ -206,6 +206,9 @@ pub struct GatewayConfig {
     pub error_log_level: Option<ErrorLogLevel>,
     /// `nginx_config.enable_cpu_affinity`: pin each worker to its own CPU (default off).
     pub cpu_affinity: bool,
+    /// `nginx_config.worker_processes` when a number (`None`: `auto` or unset, one
+    /// worker per core).
+    pub worker_processes: Option<usize>,
     /// One message per unknown key (`unknown key apisix.foo, ignored`).
     pub warnings: Vec<String>,
 }
@@ -228,6 +231,7 @@ impl Default for GatewayConfig {
             max_body_for_match: DEFAULT_MAX_BODY_FOR_MATCH,
             error_log_level: None,
             cpu_affinity: false,
+            worker_processes: None,
             warnings: Vec::new(),
         }
     }

@@ -61,16 +61,32 @@ pub fn try_start(dir: &Path, args: &[&str]) -> Result<Gateway, (Option<ExitStatu
     try_start_with_env(dir, args, &[])
 }
 
+/// Like [`start`], without the default `--workers 2`: the gateway picks its number of
+/// workers itself (config.yaml's `nginx_config.worker_processes`, or one per core).
+pub fn start_with_own_workers(dir: &Path, args: &[&str]) -> Gateway {
+    try_start_inner(dir, args, &[], false)
+        .unwrap_or_else(|(status, err)| panic!("gateway did not start ({status:?}):\n{err}"))
+}
+
 fn try_start_with_env(
     dir: &Path,
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Result<Gateway, (Option<ExitStatus>, String)> {
+    try_start_inner(dir, args, env, true)
+}
+
+fn try_start_inner(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    default_workers: bool,
+) -> Result<Gateway, (Option<ExitStatus>, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_split-proxy"));
     cmd.envs(env.iter().copied());
     // Two workers unless the test picks its own number, so every test goes through the
     // hand-out of connections between workers.
-    if !args.contains(&"--workers") {
+    if default_workers && !args.contains(&"--workers") {
         cmd.args(["--workers", "2"]);
     }
     cmd.args([

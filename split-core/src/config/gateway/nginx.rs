@@ -1,5 +1,7 @@
-//! The `nginx_config` section. Two keys mean something to split:
+//! The `nginx_config` section. Three keys mean something to split:
 //! - `error_log_level`: APISIX's error log level, mapped onto split's own diagnostic log;
+//! - `worker_processes`: `auto` (one worker per core, the default) or a number of
+//!   workers; `--workers` on the command line wins;
 //! - `enable_cpu_affinity`: pin each worker to its own CPU, as APISIX does with nginx's
 //!   `worker_cpu_affinity auto` (default `false`, as in APISIX 3.x).
 //!
@@ -17,10 +19,16 @@ pub(super) struct NginxConfig {
     pub(super) error_log_level: Option<ErrorLogLevel>,
     /// `enable_cpu_affinity`, if set.
     pub(super) enable_cpu_affinity: Option<bool>,
+    /// `worker_processes` when a number (`auto` and unset: `None`).
+    pub(super) worker_processes: Option<usize>,
 }
 
 /// Keys of `nginx_config` that split reads.
-const KNOWN: [&str; 2] = ["error_log_level", "enable_cpu_affinity"];
+const KNOWN: [&str; 3] = ["error_log_level", "enable_cpu_affinity", "worker_processes"];
+
+/// Most workers `worker_processes` may ask for (nginx has no limit; this catches typos
+/// such as `20000` before they start as many threads).
+pub const MAX_WORKERS: usize = 1024;
 
 /// nginx's error log levels, most verbose first (APISIX's default is `warn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +115,31 @@ pub(super) fn nginx_config(
     if let Some(v) = get(section, "enable_cpu_affinity") {
         out.enable_cpu_affinity = Some(as_bool(v, "nginx_config.enable_cpu_affinity")?);
     }
+    if let Some(v) = get(section, "worker_processes") {
+        out.worker_processes = worker_processes(v)?;
+    }
     Ok(out)
+}
+
+/// `auto` → `None`; a number from 1 to [`MAX_WORKERS`] (or its digits in a string) →
+/// that many.
+fn worker_processes(v: &Value) -> Result<Option<usize>, ConfigError> {
+    let path = "nginx_config.worker_processes";
+    if v.as_str() == Some("auto") {
+        return Ok(None);
+    }
+    // A number, or a number in a string (nginx reads the directive as text).
+    let n = v
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .or_else(|| v.as_str().and_then(|s| s.parse::<usize>().ok()));
+    match n {
+        Some(n @ 1..=MAX_WORKERS) => Ok(Some(n)),
+        _ => Err(ConfigError::new(
+            path,
+            format!("must be auto or a number of workers from 1 to {MAX_WORKERS}, got {v}"),
+        )),
+    }
 }
 
 #[cfg(test)]

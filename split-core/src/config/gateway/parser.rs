@@ -128,6 +128,7 @@ impl Parser {
             let nginx = super::nginx::nginx_config(nginx, &mut self.warnings)?;
             cfg.error_log_level = nginx.error_log_level;
             cfg.cpu_affinity = nginx.enable_cpu_affinity.unwrap_or(false);
+            cfg.worker_processes = nginx.worker_processes;
         }
         if let Some(apisix) = section(root, "apisix", "apisix")? {
             self.check_keys(apisix, "apisix", APISIX_KNOWN, APISIX_UNSUPPORTED);
