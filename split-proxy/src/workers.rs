@@ -58,9 +58,10 @@ pub fn runtime(affinity: Option<&Arc<Affinity>>) -> std::io::Result<Runtime> {
 /// Why: with two workers on a 2-core machine shared with the load generator and the
 /// backend, p99 latency was 1.6× nginx's, and pinned it was below nginx's (BENCHMARKS.md,
 /// "Worker CPU affinity"): unpinned, the scheduler can put both workers on one core for
-/// a while, and every connection of the waiting worker stalls. Off by default, as in APISIX: on a host
-/// whose CPUs are shared with other busy processes, a pinned worker cannot move away
-/// from a busy core.
+/// a while, and every connection of the waiting worker stalls.
+///
+/// Off by default, as in APISIX: on a host whose CPUs are shared with other busy
+/// processes, a pinned worker cannot move away from a busy core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Affinity {
     /// The CPUs the process may run on, ascending.
