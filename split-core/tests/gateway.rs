@@ -373,7 +373,7 @@ fn etcd_defaults_and_errors() {
 #[test]
 fn unknown_and_unsupported_keys_warn_once_each() {
     let cfg = parse(
-        "apisix:\n  foo: 1\n  ssl:\n    enable: true\nnginx_config:\n  worker_processes: auto\nbar: x\n\
+        "apisix:\n  foo: 1\n  ssl:\n    enable: true\nnginx_config:\n  worker_rlimit_nofile: 20480\nbar: x\n\
          plugin_attr:\n  log-rotate: {interval: 3600}\n  prometheus:\n    export_uri: /m\n",
     )
     .expect("warnings only");
@@ -381,7 +381,7 @@ fn unknown_and_unsupported_keys_warn_once_each() {
         cfg.warnings,
         vec![
             "unknown key bar, ignored",
-            "nginx_config.worker_processes is not supported by split, ignored",
+            "nginx_config.worker_rlimit_nofile is not supported by split, ignored",
             "unknown key apisix.foo, ignored",
             "apisix.ssl is not supported by split, ignored",
             "plugin_attr.log-rotate is not supported by split, ignored",
