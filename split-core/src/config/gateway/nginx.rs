@@ -17,8 +17,8 @@ use crate::ConfigError;
 pub(super) struct NginxConfig {
     /// `error_log_level`, if set.
     pub(super) error_log_level: Option<ErrorLogLevel>,
-    /// `enable_cpu_affinity`, if set.
-    pub(super) enable_cpu_affinity: Option<bool>,
+    /// `enable_cpu_affinity` (false when unset).
+    pub(super) enable_cpu_affinity: bool,
     /// `worker_processes` when a number (`auto` and unset: `None`).
     pub(super) worker_processes: Option<usize>,
 }
@@ -113,7 +113,7 @@ pub(super) fn nginx_config(
         })?);
     }
     if let Some(v) = get(section, "enable_cpu_affinity") {
-        out.enable_cpu_affinity = Some(as_bool(v, "nginx_config.enable_cpu_affinity")?);
+        out.enable_cpu_affinity = as_bool(v, "nginx_config.enable_cpu_affinity")?;
     }
     if let Some(v) = get(section, "worker_processes") {
         out.worker_processes = worker_processes(v)?;

@@ -127,7 +127,7 @@ impl Parser {
         if let Some(nginx) = section(root, "nginx_config", "nginx_config")? {
             let nginx = super::nginx::nginx_config(nginx, &mut self.warnings)?;
             cfg.error_log_level = nginx.error_log_level;
-            cfg.cpu_affinity = nginx.enable_cpu_affinity.unwrap_or(false);
+            cfg.cpu_affinity = nginx.enable_cpu_affinity;
             cfg.worker_processes = nginx.worker_processes;
         }
         if let Some(apisix) = section(root, "apisix", "apisix")? {
