@@ -237,7 +237,7 @@ fn expand_vars(template: &str, req: &Request<'_>) -> Result<String, VarError> {
 #[derive(Debug, Clone)]
 pub struct CompiledArm {
     /// Metric label: the arm's `name`, or its index.
-    pub label: String,
+    pub label: Arc<str>,
     /// Resolved upstream; `None` when the arm is the route upstream and the route has
     /// none (→ 503 `missing upstream configuration in Route or Service`).
     pub upstream: Option<Arc<CompiledUpstream>>,
@@ -291,7 +291,7 @@ pub struct Decision<'a> {
     /// Picked arm index within the rule, if any.
     pub arm: Option<ArmIndex>,
     /// Arm label (`name` or index), if any.
-    pub arm_label: Option<&'a str>,
+    pub arm_label: Option<&'a Arc<str>>,
     /// Upstream to forward to; `None` → 503.
     pub upstream: Option<&'a Arc<CompiledUpstream>>,
     /// Rewrites to apply in order: route `proxy-rewrite`, then the arm's.

@@ -49,11 +49,7 @@ fn guide_routes_compile_and_are_found() {
     assert_eq!(split.rules.len(), 1);
     assert_eq!(split.rules[0].arms.len(), 2);
     assert_eq!(split.rules[0].weights, vec![50, 50]);
-    let labels: Vec<&str> = split.rules[0]
-        .arms
-        .iter()
-        .map(|a| a.label.as_str())
-        .collect();
+    let labels: Vec<&str> = split.rules[0].arms.iter().map(|a| &*a.label).collect();
     assert_eq!(labels, vec!["0", "1"]);
     assert!(
         split.upstream.is_some(),
@@ -402,7 +398,7 @@ fn named_arms_label_metrics() {
     let labels: Vec<&str> = snapshot.routes[0].rules[0]
         .arms
         .iter()
-        .map(|a| a.label.as_str())
+        .map(|a| &*a.label)
         .collect();
     assert_eq!(labels, vec!["stable", "canary"]);
 }

@@ -56,7 +56,7 @@ fn guide_split_is_exactly_fifty_fifty_over_100_requests() {
         let arm = d.arm.expect("an arm is picked");
         counts[arm] += 1;
         assert_eq!(d.rule, Some(0));
-        assert_eq!(d.arm_label, Some(arm.to_string().as_str()));
+        assert_eq!(d.arm_label.map(|l| &**l), Some(arm.to_string().as_str()));
         let uris: Vec<Option<&str>> = d.rewrites.iter().map(|r| r.uri.as_deref()).collect();
         let expected = format!("/v{}/chat/completions", arm + 1);
         assert_eq!(uris, vec![Some(expected.as_str())]);
@@ -90,14 +90,14 @@ fn canary_80_20_is_exact_in_every_window_of_5() {
         &req,
         picks.iter().position(|a| *a == 1).unwrap() as u64,
     );
-    assert_eq!(d.arm_label, Some("canary"));
+    assert_eq!(d.arm_label.map(|l| &**l), Some("canary"));
     assert_eq!(node_host(&d).as_deref(), Some("canary"));
     let (d, _) = decide(
         route,
         &req,
         picks.iter().position(|a| *a == 0).unwrap() as u64,
     );
-    assert_eq!(d.arm_label, Some("0"));
+    assert_eq!(d.arm_label.map(|l| &**l), Some("0"));
     assert_eq!(
         node_host(&d).as_deref(),
         Some("stable"),

@@ -147,7 +147,7 @@ pub(crate) async fn forward(
     let state = &gw.fallback;
     let skipped = |arm: usize| state.skipped(route_id, rule.key, arm, state.now());
     let first = first_arm(picked, &rule.weights, req.ticket, skipped);
-    let label = |i: usize| rule.arms.get(i).map_or("", |a| a.label.as_str());
+    let label = |i: usize| rule.arms.get(i).map_or("", |a| &*a.label);
     if first != picked {
         gw.observer.metrics.fallback(
             route_label,
@@ -199,7 +199,7 @@ pub(crate) async fn forward(
         );
     };
     let (arm, routed) = served;
-    record.arm = Some(label(arm).to_owned());
+    record.arm = rule.arms.get(arm).map(|a| Arc::clone(&a.label));
     // The split's own pick, when the request was served elsewhere (a fallback, or a
     // Retry-After skip window).
     if arm != picked {
@@ -327,7 +327,7 @@ async fn attempt(
     let served = Served {
         route: route.metrics.label.to_string(),
         rule: record.rule.unwrap_or_default(),
-        arm: compiled.label.clone(),
+        arm: compiled.label.to_string(),
     };
     let sse = is_sse(&head.headers);
     if conf.falls_back_on(status) {

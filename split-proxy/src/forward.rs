@@ -345,7 +345,7 @@ async fn send_h1(
         target.forwarded,
         framing,
     );
-    let mut writer = Upload::new(head.freeze(), body, framing, target.in_memory);
+    let mut writer = Upload::new(head, body, framing, target.in_memory);
     let result = {
         let exchange = Exchange::new(&mut conn, &mut writer, target.method);
         wait_head(exchange, timeouts, upload).await

@@ -127,7 +127,10 @@ impl GuardState {
             rule: rule_index,
             key: rule.key,
             arm,
-            label: decision.arm_label.unwrap_or_default().to_owned(),
+            label: decision
+                .arm_label
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
             guard,
             canary: primary_arm(&rule.weights) != Some(arm),
         })

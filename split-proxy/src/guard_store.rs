@@ -193,7 +193,7 @@ pub fn still_valid(snapshot: &Snapshot, key: RuleKey, trip: &Trip) -> bool {
         .and_then(|r| r.rules.get(trip.rule))
         .filter(|rule| rule.key == key && rule.guard.is_some())
         .and_then(|rule| rule.arms.get(trip.arm))
-        .is_some_and(|arm| arm.label == trip.label)
+        .is_some_and(|arm| *arm.label == *trip.label)
 }
 
 /// Restores the trips persisted in the data dir once the gateway serves its first full

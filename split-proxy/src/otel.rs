@@ -235,7 +235,7 @@ fn build_span(start: &SpanStart, r: &RequestRecord) -> Span {
         attributes.push(int("split.rule", rule as u64));
     }
     if let Some(arm) = &r.arm {
-        attributes.push(text("split.arm", arm.as_str()));
+        attributes.push(text("split.arm", &**arm));
     }
     if let Some(addr) = r.upstream_addr {
         attributes.push(text("split.upstream", addr.to_string()));

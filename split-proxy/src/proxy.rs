@@ -253,7 +253,7 @@ async fn route_and_forward(
         record.route_metrics = Some(route.metrics.clone());
         let route_label = &*route.metrics.label;
         record.rule = decision.rule;
-        record.arm = decision.arm_label.map(str::to_owned);
+        record.arm = decision.arm_label.cloned();
         // An already normal path is the head's own: nothing is copied for it.
         let normalized = match path {
             std::borrow::Cow::Borrowed(_) => None,
@@ -400,11 +400,11 @@ fn decide<'s>(
                 Err(response) => return Step::Reject(*response),
             };
             let decision = gw.llm.guard.steer(route, decision, last_ticket);
-            match gw
-                .llm
-                .budgets
-                .check(route, decision.arm_label, admitted.consumer.as_deref())
-            {
+            match gw.llm.budgets.check(
+                route,
+                decision.arm_label.map(|l| &**l),
+                admitted.consumer.as_deref(),
+            ) {
                 Ok(tokens) => admitted.tokens = tokens,
                 Err(response) => return Step::Reject(*response),
             }

@@ -24,7 +24,7 @@ pub struct RequestRecord {
     /// Matched split rule index.
     pub rule: Option<usize>,
     /// Picked arm label.
-    pub arm: Option<String>,
+    pub arm: Option<Arc<str>>,
     /// Upstream address actually used (`ip:port`).
     pub upstream_addr: Option<std::net::SocketAddr>,
     /// Path and query sent upstream.
@@ -156,7 +156,7 @@ impl RequestRecord {
             "status": self.status,
             "route_id": self.route_id(),
             "rule": self.rule,
-            "arm": self.arm,
+            "arm": self.arm.as_deref(),
             "upstream_addr": self.upstream_addr.map(|a| a.to_string()),
             "upstream_uri": self.upstream_uri,
             "upstream_status": self.upstream_status,

@@ -296,7 +296,10 @@ fn compile_rules(
                 }
             };
             arms.push(CompiledArm {
-                label: arm.name.clone().unwrap_or_else(|| arm_index.to_string()),
+                label: arm
+                    .name
+                    .as_deref()
+                    .map_or_else(|| arm_index.to_string().into(), Arc::from),
                 upstream,
                 rewrite: arm.rewrite.clone(),
                 llm: arm.llm,

@@ -216,7 +216,7 @@ pub async fn status_of(
         None,
         framing,
     );
-    let mut upload = Upload::new(head.freeze(), body, framing, false);
+    let mut upload = Upload::new(head, body, framing, false);
     Exchange::new(&mut conn, &mut upload, &parts.method)
         .await
         .map(|head| head.parts.status)
@@ -228,7 +228,7 @@ mod tests {
     use super::*;
     use crate::body::full;
     use crate::upstream::h1_head::RequestFraming;
-    use bytes::Bytes;
+    use bytes::BytesMut;
     use split_core::wire::response::BodyFraming;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -241,7 +241,7 @@ mod tests {
         let (ours, mut theirs) = tokio::io::duplex(4096);
         let mut conn = h1(ours);
         let mut upload = Upload::new(
-            Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n"),
+            BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]),
             full("x"),
             RequestFraming::Length(1),
             true,
@@ -268,7 +268,7 @@ mod tests {
     async fn closed_before_answer_says_whether_bytes_came() {
         let (ours, mut theirs) = tokio::io::duplex(4096);
         let mut conn = h1(ours);
-        let mut upload = Upload::new(Bytes::new(), full(""), RequestFraming::None, true);
+        let mut upload = Upload::new(BytesMut::new(), full(""), RequestFraming::None, true);
         theirs.write_all(b"HTTP/1.1 2").await.unwrap();
         drop(theirs);
         let err = Exchange::new(&mut conn, &mut upload, &Method::GET)
@@ -281,7 +281,7 @@ mod tests {
         assert!(conn.is_alive());
         drop(theirs);
         assert!(!conn.is_alive());
-        let mut upload = Upload::new(Bytes::new(), full(""), RequestFraming::None, true);
+        let mut upload = Upload::new(BytesMut::new(), full(""), RequestFraming::None, true);
         let err = Exchange::new(&mut conn, &mut upload, &Method::GET)
             .await
             .unwrap_err();

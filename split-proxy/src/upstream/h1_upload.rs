@@ -4,13 +4,13 @@
 //! upload ends. At most [`MAX_QUEUED`] bytes wait to be written; the head and the first
 //! body frames go out in one vectored write.
 
-use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::Body;
+use smallvec::SmallVec;
 
 use super::connect::Io;
 use super::h1_head::RequestFraming;
@@ -70,13 +70,21 @@ impl Retained {
     }
 }
 
-/// Head and body pieces queued at once in the usual case (head, and a chunk's size
-/// line, data and CRLF): room for them from the start.
+/// Body pieces queued at once in the usual case (a chunk's size line, data and CRLF, or
+/// one `Content-Length` frame): room for them without an allocation.
 const PENDING_ROOM: usize = 4;
+
+/// Pieces written (and dropped) before the queue is compacted while it still holds more.
+const COMPACT_AFTER: usize = 16;
 
 /// The request being written.
 pub struct Upload {
-    pending: VecDeque<Bytes>,
+    /// The unwritten rest of the head, written before any body piece. Kept as the
+    /// encoder's buffer: turning it into `Bytes` would allocate a shared header for it.
+    head: BytesMut,
+    /// Body pieces to write; those before `written_pieces` are already written.
+    pending: SmallVec<[Bytes; PENDING_ROOM]>,
+    written_pieces: usize,
     queued: usize,
     body: Option<ProxyBody>,
     framing: RequestFraming,
@@ -91,17 +99,22 @@ pub struct Upload {
 impl Upload {
     /// An upload of `head` then `body` framed by `framing`; `in_memory` bodies are kept
     /// (by reference) until the response head so the request can be sent again.
-    pub fn new(head: Bytes, body: ProxyBody, framing: RequestFraming, in_memory: bool) -> Upload {
+    pub fn new(
+        head: BytesMut,
+        body: ProxyBody,
+        framing: RequestFraming,
+        in_memory: bool,
+    ) -> Upload {
         let queued = head.len();
         let body = (!body.is_end_stream()).then_some(body);
         let left = match framing {
             RequestFraming::Length(n) => n,
             _ => 0,
         };
-        let mut pending = VecDeque::with_capacity(PENDING_ROOM);
-        pending.push_back(head);
         Upload {
-            pending,
+            head,
+            pending: SmallVec::new(),
+            written_pieces: 0,
             queued,
             body,
             framing,
@@ -136,7 +149,8 @@ impl Upload {
         }
         loop {
             self.fill(cx)?;
-            if self.pending.is_empty() {
+            let unwritten = &self.pending[self.written_pieces..];
+            if self.head.is_empty() && unwritten.is_empty() {
                 std::task::ready!(Pin::new(&mut *io).poll_flush(cx))?;
                 if self.body.is_none() {
                     self.finished = true;
@@ -145,8 +159,12 @@ impl Upload {
                 return Poll::Pending;
             }
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let head = (!self.head.is_empty()).then_some(&self.head[..]);
             let mut count = 0;
-            for (slot, bytes) in slices.iter_mut().zip(self.pending.iter()) {
+            for (slot, bytes) in slices
+                .iter_mut()
+                .zip(head.into_iter().chain(unwritten.iter().map(|b| &b[..])))
+            {
                 *slot = IoSlice::new(bytes);
                 count += 1;
             }
@@ -163,16 +181,28 @@ impl Upload {
 
     fn advance(&mut self, mut written: usize) {
         self.queued = self.queued.saturating_sub(written);
+        let from_head = written.min(self.head.len());
+        self.head.advance(from_head);
+        written -= from_head;
         while written > 0 {
-            let Some(front) = self.pending.front_mut() else {
-                return;
+            let Some(front) = self.pending.get_mut(self.written_pieces) else {
+                break;
             };
             if front.len() > written {
                 front.advance(written);
-                return;
+                break;
             }
             written -= front.len();
-            self.pending.pop_front();
+            // Written: its buffer is released now, not when the queue empties.
+            *front = Bytes::new();
+            self.written_pieces += 1;
+        }
+        if self.written_pieces == self.pending.len() {
+            self.pending.clear();
+            self.written_pieces = 0;
+        } else if self.written_pieces >= COMPACT_AFTER {
+            self.pending.drain(..self.written_pieces);
+            self.written_pieces = 0;
         }
     }
 
@@ -242,7 +272,7 @@ impl Upload {
 
     fn push(&mut self, bytes: Bytes) {
         self.queued += bytes.len();
-        self.pending.push_back(bytes);
+        self.pending.push(bytes);
     }
 }
 
@@ -254,13 +284,22 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     async fn run(body: ProxyBody, framing: RequestFraming) -> (Result<(), String>, Vec<u8>) {
-        let (mut ours, mut theirs) = tokio::io::duplex(1024);
+        run_through(1024, body, framing).await
+    }
+
+    /// [`run`] through a pipe of `room` bytes (small ones split every write).
+    async fn run_through(
+        room: usize,
+        body: ProxyBody,
+        framing: RequestFraming,
+    ) -> (Result<(), String>, Vec<u8>) {
+        let (mut ours, mut theirs) = tokio::io::duplex(room);
         let reader = tokio::spawn(async move {
             let mut wire = Vec::new();
             theirs.read_to_end(&mut wire).await.unwrap();
             wire
         });
-        let mut upload = Upload::new(Bytes::from_static(b"HEAD\r\n"), body, framing, true);
+        let mut upload = Upload::new(BytesMut::from(&b"HEAD\r\n"[..]), body, framing, true);
         let result = std::future::poll_fn(|cx| upload.poll(&mut ours, cx)).await;
         drop(ours);
         let wire = reader.await.unwrap();
@@ -292,10 +331,39 @@ mod tests {
         assert_eq!(&wire[6..], &big[..]);
     }
 
+    #[tokio::test]
+    async fn many_pieces_through_a_narrow_pipe_arrive_whole_and_in_order() {
+        // 200 chunks make 600 queued pieces; a 7-byte pipe splits the head and most
+        // pieces across writes, so written pieces are dropped and the queue compacted
+        // while later ones are still pending.
+        let texts: Vec<String> = (0..200).map(|i| format!("piece-{i};")).collect();
+        let pieces: Vec<&'static [u8]> = texts
+            .iter()
+            .map(|t| &*Box::leak(t.clone().into_bytes().into_boxed_slice()))
+            .collect();
+        let (r, wire) = run_through(7, frames(&pieces), RequestFraming::Chunked).await;
+        assert_eq!(r, Ok(()));
+        let mut expected = b"HEAD\r\n".to_vec();
+        for t in &texts {
+            expected.extend_from_slice(format!("{:x}\r\n{t}\r\n", t.len()).as_bytes());
+        }
+        expected.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&wire),
+            String::from_utf8_lossy(&expected)
+        );
+
+        let all: Vec<u8> = texts.concat().into_bytes();
+        let (r, wire) =
+            run_through(5, frames(&pieces), RequestFraming::Length(all.len() as u64)).await;
+        assert_eq!(r, Ok(()));
+        assert_eq!(&wire[6..], &all[..]);
+    }
+
     /// Sends an in-memory body of `pieces` once, then returns its replay's bytes.
     async fn replayed(pieces: &[&'static [u8]], framing: RequestFraming) -> Bytes {
         let (mut sink, _peer) = tokio::io::duplex(1 << 16);
-        let mut upload = Upload::new(Bytes::new(), frames(pieces), framing, true);
+        let mut upload = Upload::new(BytesMut::new(), frames(pieces), framing, true);
         std::future::poll_fn(|cx| upload.poll(&mut sink, cx))
             .await
             .unwrap();
@@ -315,7 +383,7 @@ mod tests {
 
         let (mut sink, _peer) = tokio::io::duplex(1 << 16);
         let mut upload = Upload::new(
-            Bytes::new(),
+            BytesMut::new(),
             frames(&[b"ab"]),
             RequestFraming::Chunked,
             false,
@@ -325,7 +393,7 @@ mod tests {
             .unwrap();
         assert!(upload.into_replay().is_none());
         let upload = Upload::new(
-            Bytes::new(),
+            BytesMut::new(),
             frames(&[b"ab"]),
             RequestFraming::Chunked,
             false,

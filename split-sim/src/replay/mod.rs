@@ -160,7 +160,7 @@ fn place(snap: &Snapshot, req: &Request<'_>, book: &mut TicketBook) -> (Placemen
                         Placement {
                             route: route.route.id.clone(),
                             rule: d.rule,
-                            arm: d.arm_label.map(str::to_owned),
+                            arm: d.arm_label.map(|l| l.to_string()),
                         },
                         key,
                     )

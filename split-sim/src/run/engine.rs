@@ -66,7 +66,7 @@ impl Groups {
                 list.push(Group {
                     route: r.route.id.clone(),
                     rule: Some(i),
-                    labels: rule.arms.iter().map(|a| a.label.clone()).collect(),
+                    labels: rule.arms.iter().map(|a| a.label.to_string()).collect(),
                 });
             }
         }

@@ -214,7 +214,11 @@ pub fn simulate(cfg: &RunConfig) -> anyhow::Result<Simulation> {
         report,
         outcomes,
         target_group,
-        labels: target_rule.arms.iter().map(|a| a.label.clone()).collect(),
+        labels: target_rule
+            .arms
+            .iter()
+            .map(|a| a.label.to_string())
+            .collect(),
     })
 }
 
