@@ -75,6 +75,8 @@ impl Retained {
 const PENDING_ROOM: usize = 4;
 
 /// Pieces written (and dropped) before the queue is compacted while it still holds more.
+/// They must also be half of it or more: a compaction then moves no more pieces than it
+/// drops, so shifting stays linear however many tiny pieces a body queues.
 const COMPACT_AFTER: usize = 16;
 
 /// The request being written.
@@ -200,7 +202,9 @@ impl Upload {
         if self.written_pieces == self.pending.len() {
             self.pending.clear();
             self.written_pieces = 0;
-        } else if self.written_pieces >= COMPACT_AFTER {
+        } else if self.written_pieces >= COMPACT_AFTER
+            && self.written_pieces * 2 >= self.pending.len()
+        {
             self.pending.drain(..self.written_pieces);
             self.written_pieces = 0;
         }
