@@ -3,6 +3,7 @@
 mod access_log;
 mod admin_host;
 mod admin_key;
+#[cfg(not(feature = "system-alloc"))]
 mod alloc;
 mod body;
 mod cli;
@@ -60,7 +61,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// The process allocator (see the `libmimalloc-sys` entry in Cargo.toml and `alloc`).
+/// The process allocator (see the `libmimalloc-sys` entry in Cargo.toml and `alloc`);
+/// the system's with the `system-alloc` feature (for bench/allocs.sh).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: alloc::Mimalloc = alloc::Mimalloc;
 
