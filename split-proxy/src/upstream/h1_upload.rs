@@ -183,9 +183,15 @@ impl Upload {
 
     fn advance(&mut self, mut written: usize) {
         self.queued = self.queued.saturating_sub(written);
-        let from_head = written.min(self.head.len());
-        self.head.advance(from_head);
-        written -= from_head;
+        if !self.head.is_empty() {
+            let from_head = written.min(self.head.len());
+            self.head.advance(from_head);
+            written -= from_head;
+            if self.head.is_empty() {
+                // Written: its buffer is released now, not when the exchange ends.
+                self.head = BytesMut::new();
+            }
+        }
         while written > 0 {
             let Some(front) = self.pending.get_mut(self.written_pieces) else {
                 break;
