@@ -6,6 +6,7 @@
 #
 #   bench/pgo.sh                 # → target/pgo/release/split-proxy (prints the path)
 #   TRAIN=20s bench/pgo.sh       # a longer training run
+#   CHECK=1 bench/pgo.sh         # then split-proxy's integration tests against it
 #   SPLIT_PROXY=target/pgo/release/split-proxy bench/run.sh
 #
 # Steps (about 10 minutes on 2 cores: two release builds with fat LTO):
@@ -24,9 +25,10 @@
 #
 # Code the training does not reach (other plugins, the admin API, errors) is compiled
 # as rarely run: still correct, laid out away from the hot path. Builds go to their own
-# target dirs, so the plain release build is not rebuilt. Knobs: TRAIN (10s),
-# TRAIN_PLUGINS (3s), SSE_TRAIN (300 requests), BENCH_BACKEND (prebuilt backend), KEEP=1
-# (keep the temp dir with the profiles).
+# target dirs, so the plain release build is not rebuilt. CHECK=1 then runs split-proxy's
+# integration tests against the new binary (`SPLIT_PROXY_BIN`; a few more minutes). Knobs:
+# TRAIN (10s), TRAIN_PLUGINS (3s), SSE_TRAIN (300 requests), BENCH_BACKEND (prebuilt
+# backend), KEEP=1 (keep the temp dir with the profiles).
 set -euo pipefail
 
 TRAIN=${TRAIN:-10s}
@@ -140,5 +142,12 @@ RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$PROFILE" \
     cargo build --quiet --release --locked -p split-proxy --manifest-path "$ROOT/Cargo.toml" \
     --target-dir "$USE_DIR" >&2
 "$USE_DIR/release/split-proxy" --version >/dev/null || die "the PGO build does not run"
+if [ "${CHECK:-0}" = 1 ]; then
+    # The same source, so the same behaviour: split-proxy's integration suites, each
+    # test starting this binary (SPLIT_PROXY_BIN) instead of the debug one.
+    say "check: split-proxy's tests against the PGO build"
+    SPLIT_PROXY_BIN=$USE_DIR/release/split-proxy \
+        cargo test --quiet --locked -p split-proxy --manifest-path "$ROOT/Cargo.toml" >&2
+fi
 say "done"
 echo "$USE_DIR/release/split-proxy"

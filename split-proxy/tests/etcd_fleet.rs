@@ -444,7 +444,7 @@ impl Drop for ControlPlane {
 }
 
 fn start_control_plane(dir: &Path, cfg: &Path) -> ControlPlane {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_split-proxy"))
+    let mut child = Command::new(common::gateway::binary())
         .args([
             "--admin-listen",
             "127.0.0.1:0",

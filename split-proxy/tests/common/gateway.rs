@@ -21,6 +21,15 @@ pub struct Gateway {
     pub dir: PathBuf,
 }
 
+/// The binary the tests start: `SPLIT_PROXY_BIN` when set (to run this suite against
+/// another build of the same source, e.g. the profile-guided one of `bench/pgo.sh`),
+/// else the one cargo built for this test run.
+pub fn binary() -> PathBuf {
+    std::env::var_os("SPLIT_PROXY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_split-proxy")))
+}
+
 /// A config.yaml with one admin key `key` (the guide's Admin API setup).
 pub fn admin_yaml(key: &str) -> String {
     format!("deployment:\n  admin:\n    admin_key:\n      - name: admin\n        key: {key}\n        role: admin\n")
@@ -82,7 +91,7 @@ fn try_start_inner(
     env: &[(&str, &str)],
     default_workers: bool,
 ) -> Result<Gateway, (Option<ExitStatus>, String)> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_split-proxy"));
+    let mut cmd = Command::new(binary());
     cmd.envs(env.iter().copied());
     // Two workers unless the test picks its own number, so every test goes through the
     // hand-out of connections between workers.
@@ -151,7 +160,7 @@ fn try_start_inner(
 
 /// Runs the binary to completion with `args`; returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_split-proxy"))
+    let out = Command::new(binary())
         .args(args)
         .stdin(Stdio::null())
         .output()
