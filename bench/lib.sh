@@ -95,9 +95,12 @@ start_arms() {
     ARM_B=$(grep "listening on" "$WORK/backend.out" | sed -n 2p | awk '{print $3}')
 }
 
-# write_guide_route: $WORK/apisix.json with the guide's 50/50 route: /chat/completions
-# split between ARM_A (rewritten to /v1/...) and ARM_B (/v2/...).
+# write_guide_route [ROUTES [MEMBERS]]: $WORK/apisix.json with the guide's 50/50 route:
+# /chat/completions split between ARM_A (rewritten to /v1/...) and ARM_B (/v2/...).
+# ROUTES (", {route}...") follow it in the routes array; MEMBERS (", "consumers": [...]")
+# follow the array in the top-level object.
 write_guide_route() {
+    local routes=${1:-} members=${2:-}
     cat >"$WORK/apisix.json" <<JSON
 {"routes": [{"id": "aimlapi-split", "uri": "/chat/completions",
   "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}, "pass_host": "node"},
@@ -105,7 +108,7 @@ write_guide_route() {
     {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}, "pass_host": "node"},
      "rewrite": {"uri": "/v1/chat/completions"}},
     {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"$ARM_B": 1}, "pass_host": "node"},
-     "rewrite": {"uri": "/v2/chat/completions"}}]}}}]}
+     "rewrite": {"uri": "/v2/chat/completions"}}]}}}$routes]$members}
 JSON
 }
 

@@ -94,21 +94,12 @@ SPLIT_PROXY=$GEN_DIR/release/split-proxy
 say "2/4 training run"
 start_arms
 # The guide's split route plus a keyed route with its later plugins, and the consumer.
-cat >"$WORK/apisix.json" <<JSON
-{"routes": [{"id": "aimlapi-split", "uri": "/chat/completions",
-  "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}, "pass_host": "node"},
-  "plugins": {"traffic-split": {"rules": [
-    {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}, "pass_host": "node"},
-     "rewrite": {"uri": "/v1/chat/completions"}},
-    {"weight": 50, "upstream": {"type": "roundrobin", "nodes": {"$ARM_B": 1}, "pass_host": "node"},
-     "rewrite": {"uri": "/v2/chat/completions"}}]}}},
-  {"id": "keyed", "uri": "/keyed/chat/completions",
-   "upstream": {"type": "roundrobin", "nodes": {"$ARM_A": 1}},
+write_guide_route ', {"id": "keyed", "uri": "/keyed/chat/completions",
+   "upstream": {"type": "roundrobin", "nodes": {"'"$ARM_A"'": 1}},
    "plugins": {"key-auth": {},
      "limit-count": {"count": 1000000000, "time_window": 60, "key": "remote_addr"},
-     "proxy-rewrite": {"uri": "/v1/chat/completions"}}}],
- "consumers": [{"username": "bench", "plugins": {"key-auth": {"key": "bench-key"}}}]}
-JSON
+     "proxy-rewrite": {"uri": "/v1/chat/completions"}}}' \
+    ', "consumers": [{"username": "bench", "plugins": {"key-auth": {"key": "bench-key"}}}]'
 export LLVM_PROFILE_FILE=$WORK/train/split-%p-%m.profraw
 start_split
 unset LLVM_PROFILE_FILE
