@@ -46,11 +46,12 @@ USE_DIR=$TARGET_ROOT/pgo
 # find_profdata: prints an llvm-profdata of rustc's LLVM major version, installing one
 # when none is found.
 find_profdata() {
-    local major sysroot host candidate attempt
-    major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+    local version major sysroot host candidate attempt
+    version=$(rustc -vV)
+    major=$(sed -n 's/^LLVM version: \([0-9]*\).*/\1/p' <<<"$version")
     [ -n "$major" ] || die "cannot read rustc's LLVM version from 'rustc -vV'"
     sysroot=$(rustc --print sysroot)
-    host=$(rustc -vV | sed -n 's/^host: //p')
+    host=$(sed -n 's/^host: //p' <<<"$version")
     if [ -n "${LLVM_PROFDATA:-}" ]; then
         "$LLVM_PROFDATA" --version 2>/dev/null | grep -q "LLVM version $major\." ||
             die "LLVM_PROFDATA=$LLVM_PROFDATA is not an llvm-profdata of LLVM $major (rustc's)"
@@ -75,7 +76,7 @@ find_profdata() {
     die "no llvm-profdata of LLVM $major (rustc's); set LLVM_PROFDATA"
 }
 
-command -v wrk >/dev/null || install_missing wrk:wrk
+install_missing wrk:wrk
 PROFDATA=$(find_profdata)
 say "llvm-profdata: $PROFDATA"
 build_backend
