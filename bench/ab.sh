@@ -12,7 +12,9 @@
 #
 # Knobs: ROUNDS (8), DURATION (5s), CONNS (64), WORKERS (1: split-proxy --workers and
 # nginx worker_processes), AFFINITY=1 (workers pinned to CPUs: split-proxy --cpu-affinity,
-# nginx worker_cpu_affinity auto), BENCH_BACKEND (prebuilt backend), KEEP=1.
+# nginx worker_cpu_affinity auto), BENCH_BACKEND (prebuilt backend), KEEP=1,
+# PIN_WRK / PIN_PROXY / PIN_BACKEND (taskset CPU lists, as in run.sh: e.g. 0 / 1 / 0 gives
+# the proxies a core of their own).
 # CPU resolution is one clock tick (10 ms) per round: 5 s rounds at ~25k req/s give
 # about ±0.1 µs per request.
 set -euo pipefail
@@ -33,15 +35,18 @@ build_backend
 make_workdir split-ab
 chmod 755 "$WORK" # nginx workers may run as an unprivileged user
 
-start_arms
+# shellcheck disable=SC2046 # pin prints a command prefix (or nothing) to split into words
+start_arms $(pin "${PIN_BACKEND:-}")
 read -r NGINX_PORT <<<"$("$BENCH_BACKEND" ports 1 | xargs)"
 write_nginx_conf "$NGINX_PORT" 4096
-start_nginx
+# shellcheck disable=SC2046 # as above
+start_nginx $(pin "${PIN_PROXY:-}")
 declare -A ADDR=([nginx]="127.0.0.1:$NGINX_PORT") PID=([nginx]="$NGINX_PID")
 write_guide_route
 for side in a b; do
     if [ "$side" = a ]; then SPLIT_PROXY=$1; else SPLIT_PROXY=$2; fi
-    start_split
+    # shellcheck disable=SC2046 # as above
+    start_split $(pin "${PIN_PROXY:-}")
     ADDR[$side]=$SPLIT_ADDR
     PID[$side]=$SPLIT_PID
     # start_split's files are per instance.
@@ -59,10 +64,12 @@ function done(summary, latency, requests)
 end
 LUA
 
+# shellcheck disable=SC2207 # pin's words are the command prefix
+WRK=($(pin "${PIN_WRK:-}") wrk)
 TCK=$(getconf CLK_TCK)
 URL=/chat/completions
 for t in nginx a b; do
-    wrk -t1 -c"$CONNS" -d1s -s "$WORK/post.lua" "http://${ADDR[$t]}$URL" >/dev/null
+    "${WRK[@]}" -t1 -c"$CONNS" -d1s -s "$WORK/post.lua" "http://${ADDR[$t]}$URL" >/dev/null
 done
 say "A = $1"
 say "B = $2"
@@ -70,7 +77,7 @@ echo "round target req/s p50_us p99_us user_us/req kernel_us/req"
 for r in $(seq "$ROUNDS"); do
     for t in nginx a b; do
         read -r u0 s0 < <(proc_ticks "${PID[$t]}")
-        out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/post.lua" "http://${ADDR[$t]}$URL" | grep '^RESULT')
+        out=$("${WRK[@]}" -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/post.lua" "http://${ADDR[$t]}$URL" | grep '^RESULT')
         read -r u1 s1 < <(proc_ticks "${PID[$t]}")
         read -r _ req dur p50 p99 bad <<<"$out"
         ((bad == 0)) || say "warning: $t had $bad errors or non-2xx answers in round $r"

@@ -5,6 +5,9 @@
 say() { printf '%s\n' "${BENCH_TAG:-bench}: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+# pin CPUS: the taskset prefix for a CPU list (e.g. 0, 2-3), or nothing when CPUS is empty.
+pin() { [ -n "${1:-}" ] && echo "taskset -c $1"; true; }
+
 # install_missing CMD:PACKAGE...: apt-get installs the packages whose command is absent.
 install_missing() {
     local pair missing=()

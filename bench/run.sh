@@ -21,9 +21,6 @@ SSE_REQUESTS=${SSE_REQUESTS:-50}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 BACKEND_THREADS=${BACKEND_THREADS:-1}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-
-# taskset prefix for a CPU list, or nothing.
-pin() { [ -n "${1:-}" ] && echo "taskset -c $1"; true; }
 BENCH_TAG=bench
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
