@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench scripts (sourced, not run): logging, tool installation, release
 # builds of split-proxy and the bench backend, a temp dir with process cleanup, and a
 # bounded wait for log lines. The sourcing script sets ROOT and BENCH_TAG first.
@@ -129,6 +130,7 @@ start_split() {
     PIDS+=("$SPLIT_PID")
     wait_for "$WORK/split.log" "config source:"
     SPLIT_ADDR=$(sed -n 's/.*proxy listening on //p' "$WORK/split.log" | head -1)
+    # shellcheck disable=SC2034 # for the sourcing script (run.sh)
     SPLIT_METRICS=$(sed -n 's/.*metrics listening on //p' "$WORK/split.log" | head -1)
     [ -n "$SPLIT_ADDR" ] || die "split-proxy did not print its proxy address: $(cat "$WORK/split.log")"
 }
@@ -187,6 +189,44 @@ start_nginx() {
         >"$WORK/nginx/stdout" 2>&1 &
     NGINX_PID=$!
     PIDS+=("$NGINX_PID")
+}
+
+# write_haproxy_conf PORT MAXCONN NOFILE: $WORK/haproxy.cfg, haproxy's counterpart of
+# the guide's route: one thread, ARM_A and ARM_B at weight 50 with reused server
+# connections, answering on 127.0.0.1:PORT.
+write_haproxy_conf() {
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $2
+    ulimit-n $3
+defaults
+    mode http
+    maxconn $2
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+    http-reuse always
+frontend bench
+    bind 127.0.0.1:$1
+    default_backend arms
+backend arms
+    balance roundrobin
+    # Forward each SSE chunk at once: without it haproxy corks streamed chunks with
+    # MSG_MORE until the next one (the haproxy counterpart of nginx's X-Accel-Buffering).
+    option http-no-delay
+    server a $ARM_A weight 50
+    server b $ARM_B weight 50
+EOF
+}
+
+# start_haproxy [PREFIX...]: haproxy with the config write_haproxy_conf wrote, run under
+# PREFIX (taskset) if given; sets HAPROXY_PID.
+start_haproxy() {
+    "$@" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+    HAPROXY_PID=$!
+    PIDS+=("$HAPROXY_PID")
 }
 
 # proc_tree PID: the process and its children (nginx's worker), one PID a line.

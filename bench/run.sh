@@ -74,33 +74,9 @@ write_nginx_conf "$NGINX_PORT" "$NOFILE"
 start_nginx $(pin "${PIN_PROXY:-}")
 
 # --- haproxy -----------------------------------------------------------------------------
-cat >"$WORK/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn $((IDLE_CONNS + 50))
-    ulimit-n $NOFILE
-defaults
-    mode http
-    maxconn $((IDLE_CONNS + 50))
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-    timeout http-keep-alive 300s
-    http-reuse always
-frontend bench
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend arms
-backend arms
-    balance roundrobin
-    # Forward each SSE chunk at once: without it haproxy corks streamed chunks with
-    # MSG_MORE until the next one (the haproxy counterpart of nginx's X-Accel-Buffering).
-    option http-no-delay
-    server a $ARM_A weight 50
-    server b $ARM_B weight 50
-EOF
-$(pin "${PIN_PROXY:-}") haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
-HAPROXY_PID=$!
-PIDS+=("$HAPROXY_PID")
+write_haproxy_conf "$HAPROXY_PORT" $((IDLE_CONNS + 50)) "$NOFILE"
+# shellcheck disable=SC2046 # as above
+start_haproxy $(pin "${PIN_PROXY:-}")
 
 # --- split-proxy (the guide's 50/50 route, arms on A and B with path rewrites) -----------
 write_guide_route
@@ -159,8 +135,10 @@ declare -A RPS P50 P99 P999 CPU RSS TTFB IDLE WARN
 for t in "${TARGETS[@]}"; do
     say "load: $t (${ADDR[$t]}), warmup $WARMUP, run $DURATION"
     url="http://${ADDR[$t]}/chat/completions"
+    # shellcheck disable=SC2046 # pin prints a command prefix (or nothing)
     interruptible timeout "$LIMIT" $(pin "${PIN_WRK:-}") wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$WORK/post.lua" "$url" >"$WORK/wrk-$t-warmup.txt"
     before=$(cpu_ticks "${PID[$t]}")
+    # shellcheck disable=SC2046 # as above
     interruptible timeout "$LIMIT" $(pin "${PIN_WRK:-}") wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/post.lua" "$url" \
         >"$WORK/wrk-$t.txt"
     after=$(cpu_ticks "${PID[$t]}")
