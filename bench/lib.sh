@@ -138,7 +138,9 @@ start_split() {
 # write_nginx_conf PORT NOFILE [DIRECTIVE...]: $WORK/nginx/nginx.conf, nginx's
 # counterpart of the guide's route: $WORKERS workers (1 unless set), pinned to CPUs with
 # AFFINITY=1 (worker_cpu_affinity auto), ARM_A and ARM_B at weight 1 with keep-alive
-# upstream connections, no access log; each DIRECTIVE (e.g. "master_process off;") goes
+# upstream connections (up to 640 idle, as split keeps by default: keepalive_pool.size
+# 320 per node; with nginx's former 64, over 64 concurrent requests made it close and
+# reopen upstream connections), no access log; each DIRECTIVE (e.g. "master_process off;") goes
 # at the top.
 write_nginx_conf() {
     local port=$1 nofile=$2 d
@@ -166,7 +168,7 @@ http {
     upstream arms {
         server $ARM_A weight=1;
         server $ARM_B weight=1;
-        keepalive 64;
+        keepalive 640;
         keepalive_requests 1000000;
     }
     server {
