@@ -10,7 +10,10 @@
 #   TARGET=nginx bench/profile.sh         # nginx (one process) with run.sh's config
 #
 # Knobs: TARGET (split-proxy or nginx), DURATION (wrk run under valgrind, 10s), CONNS
-# (8), TOP (30), KEEP=1 keeps the temp dir (with the callgrind.out file for
+# (8), TOP (30), CACHE=1 (also simulate the caches and print misses per request: L1
+# instruction, L1 data read and write, and last-level; the last level is CACHE_LL,
+# "524288,8,64", this machine's 512 KiB L2 per core, whose misses go to the shared L3),
+# KEEP=1 keeps the temp dir (with the callgrind.out file for
 # callgrind_annotate / kcachegrind). Requests are wrk's count of completed ones (those
 # still in flight when it stops, at most CONNS, are left out of the count).
 set -euo pipefail
@@ -38,6 +41,7 @@ case $TARGET in
 esac
 make_workdir split-profile
 CALLGRIND=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" --dump-instr=no)
+[ "${CACHE:-0}" = 1 ] && CALLGRIND+=(--cache-sim=yes "--LL=${CACHE_LL:-524288,8,64}")
 
 start_arms
 write_post_lua
@@ -79,6 +83,19 @@ dump=${dumps[0]}
 [ -f "$dump" ] || die "callgrind wrote no dump"
 ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
 echo "target=$TARGET requests=$n instructions=$ir Ir/request=$((ir / n))"
+if [ "${CACHE:-0}" = 1 ]; then
+    # The events line names the columns of the totals line.
+    callgrind_annotate "$dump" 2>/dev/null | awk -v n="$n" '
+        /^Ir  / && !names { for (i = 1; i <= NF; i++) name[i] = $i; names = NF }
+        /PROGRAM TOTALS/ {
+            k = 0
+            for (i = 1; i <= NF && k < names; i++) if ($i ~ /^[0-9,]+$/) { gsub(",", "", $i); v[name[++k]] = $i }
+            printf "per request: I1 misses %.0f, D1 read misses %.0f, D1 write misses %.0f, LL misses %.0f (instructions %.0f, data reads %.0f, data writes %.0f)\n",
+                v["I1mr"] / n, v["D1mr"] / n, v["D1mw"] / n, (v["ILmr"] + v["DLmr"] + v["DLmw"]) / n,
+                v["ILmr"] / n, v["DLmr"] / n, v["DLmw"] / n
+            exit
+        }'
+fi
 echo "== inclusive"
 callgrind_annotate --auto=no --threshold=100 --inclusive=yes "$dump" 2>/dev/null | sed -n '/file:function/,$p' | sed -n "3,$((TOP + 2))p"
 echo "== self"
