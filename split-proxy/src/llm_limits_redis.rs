@@ -130,7 +130,7 @@ impl SharedBudgets {
 pub async fn admit(
     state: &LlmState,
     route: &CompiledRoute,
-    tokens: &mut Option<TokenAdmission>,
+    tokens: &mut Option<Box<TokenAdmission>>,
 ) -> Result<(), Refusal> {
     let Some(admission) = tokens.as_mut() else {
         return Ok(());

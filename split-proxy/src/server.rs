@@ -27,7 +27,13 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send
 /// place: `Box::pin(value)` builds a future on the stack and then copies all of it (the
 /// room of every state it may reach, not just its arguments) into the box.
 pub fn pin_boxed<T>(make: impl FnOnce() -> T) -> Pin<Box<T>> {
-    Box::into_pin(Box::write(Box::new_uninit(), make()))
+    Box::into_pin(boxed(make))
+}
+
+/// `make()` in a box allocated before it is called, so the value can be built in place
+/// rather than on the stack and then copied (`Box::new(value)`).
+pub fn boxed<T>(make: impl FnOnce() -> T) -> Box<T> {
+    Box::write(Box::new_uninit(), make())
 }
 
 /// A request handler: request + client address → response.

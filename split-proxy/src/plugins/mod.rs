@@ -60,7 +60,9 @@ pub struct Admitted {
     /// limit-count `policy: redis`: counted after the route decision (async).
     pub redis_limit: Option<limit_redis::PendingLimit>,
     /// `ai-rate-limiting` budgets checked (headers now, charges when the body ends).
-    pub tokens: Option<crate::llm_limits::TokenAdmission>,
+    /// Boxed: 64 bytes that most routes never fill, in a value moved several times per
+    /// request.
+    pub tokens: Option<Box<crate::llm_limits::TokenAdmission>>,
 }
 
 impl PluginState {
