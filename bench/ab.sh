@@ -2,10 +2,10 @@
 # A/B of two split-proxy builds against nginx: alternating rounds, so all targets share
 # whatever the machine is doing. Each round drives nginx (and any other BASELINES),
 # build A and build B in turn with `wrk -t1 -c$CONNS -d$DURATION` (the guide's request,
-# run.sh's backend and route) and prints, per target: req/s, p50 and p99 (µs), and user and kernel CPU µs per
-# request of the process (utime/stime deltas from /proc/PID/stat, nginx's worker
-# included). Medians over the rounds and the rounds B used less user time than A close
-# the output.
+# run.sh's backend and route) and prints, per target: req/s, p50 and p99 (µs), and user
+# and kernel CPU µs per request of the process (utime/stime deltas from /proc/PID/stat,
+# nginx's worker included). Medians over the rounds and the rounds B used less user time
+# than A close the output.
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY            # 8 rounds of 5 s
 #   ROUNDS=10 DURATION=5s bench/ab.sh target/a/split-proxy target/b/split-proxy
@@ -38,7 +38,6 @@ for t in "${BASE[@]}"; do
 done
 TARGETS=("${BASE[@]}" a b)
 install_missing nginx:nginx-light wrk:wrk
-[[ " ${BASE[*]} " == *" haproxy "* ]] && install_missing haproxy:haproxy
 export PATH="$PATH:/usr/sbin:/sbin"
 for b in "$1" "$2"; do [ -x "$b" ] || die "not an executable: $b"; done
 build_backend
@@ -54,6 +53,7 @@ start_nginx $(pin "${PIN_PROXY:-}")
 declare -A ADDR=([nginx]="127.0.0.1:$NGINX_PORT" [direct]="$ARM_A") \
     PID=([nginx]="$NGINX_PID" [direct]="$BACKEND_PID")
 if [[ " ${BASE[*]} " == *" haproxy "* ]]; then
+    install_missing haproxy:haproxy
     read -r HAPROXY_PORT <<<"$("$BENCH_BACKEND" ports 1 | xargs)"
     write_haproxy_conf "$HAPROXY_PORT" 4096 4096
     # shellcheck disable=SC2046 # as above

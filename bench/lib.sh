@@ -139,9 +139,9 @@ start_split() {
 # counterpart of the guide's route: $WORKERS workers (1 unless set), pinned to CPUs with
 # AFFINITY=1 (worker_cpu_affinity auto), ARM_A and ARM_B at weight 1 with keep-alive
 # upstream connections (up to 640 idle, as split keeps by default: keepalive_pool.size
-# 320 per node; with nginx's former 64, over 64 concurrent requests made it close and
-# reopen upstream connections), no access log; each DIRECTIVE (e.g. "master_process off;") goes
-# at the top.
+# 320 per node; with 64, over 64 requests in flight made nginx close and reopen
+# upstream connections), no access log; each DIRECTIVE (e.g. "master_process off;")
+# goes at the top.
 write_nginx_conf() {
     local port=$1 nofile=$2 d
     shift 2

@@ -81,11 +81,12 @@ grep -q "Non-2xx" "$WORK/wrk.txt" && die "non-2xx answers: $(cat "$WORK/wrk.txt"
 dumps=("$WORK"/callgrind.out.*)
 dump=${dumps[0]}
 [ -f "$dump" ] || die "callgrind wrote no dump"
-ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+annotated=$(callgrind_annotate "$dump" 2>/dev/null)
+ir=$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}' <<<"$annotated")
 echo "target=$TARGET requests=$n instructions=$ir Ir/request=$((ir / n))"
 if [ "${CACHE:-0}" = 1 ]; then
     # The events line names the columns of the totals line.
-    callgrind_annotate "$dump" 2>/dev/null | awk -v n="$n" '
+    awk -v n="$n" '
         /^Ir  / && !names { for (i = 1; i <= NF; i++) name[i] = $i; names = NF }
         /PROGRAM TOTALS/ {
             k = 0
@@ -94,7 +95,7 @@ if [ "${CACHE:-0}" = 1 ]; then
                 v["I1mr"] / n, v["D1mr"] / n, v["D1mw"] / n, (v["ILmr"] + v["DLmr"] + v["DLmw"]) / n,
                 v["ILmr"] / n, v["DLmr"] / n, v["DLmw"] / n
             exit
-        }'
+        }' <<<"$annotated"
 fi
 echo "== inclusive"
 callgrind_annotate --auto=no --threshold=100 --inclusive=yes "$dump" 2>/dev/null | sed -n '/file:function/,$p' | sed -n "3,$((TOP + 2))p"
